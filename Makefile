@@ -1,0 +1,54 @@
+# The two commands a new user types: `make run` and `make test`.
+# Everything else is here for developers: see `make help`.
+
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+CTEST_ARGS ?=
+
+.PHONY: all help deps release test test-fast run bench fuzz clean
+
+all: release
+
+help:
+	@echo "make run      install deps, build Release, demo: authd + authgen over memif"
+	@echo "make test     install deps, build Debug+ASan+UBSan (clang), run every test"
+	@echo "make test-fast  the same build, only the fast unit tests"
+	@echo "make bench    engine vs forward-only ceiling vs Redis+Lua, one run"
+	@echo "make fuzz     every libFuzzer target for FUZZ_SECONDS (default 300)"
+	@echo "make release  build only ($(BUILD)/release)"
+	@echo "make clean    remove $(BUILD)/"
+
+deps:
+	@scripts/deps.sh
+
+release: deps
+	@cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD)/release -j$(JOBS)
+
+$(BUILD)/test/CMakeCache.txt:
+	@CC=clang CXX=clang++ cmake -S . -B $(BUILD)/test -DCMAKE_BUILD_TYPE=Debug \
+		-DAUTHD_SANITIZE=ON -DAUTHD_FUZZ=ON >/dev/null
+
+test: deps $(BUILD)/test/CMakeCache.txt
+	@cmake --build $(BUILD)/test -j$(JOBS)
+	cd $(BUILD)/test && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+test-fast: deps $(BUILD)/test/CMakeCache.txt
+	@cmake --build $(BUILD)/test -j$(JOBS)
+	cd $(BUILD)/test && ctest --output-on-failure -j$(JOBS) -L fast
+
+run: release
+	@scripts/run-demo.sh
+
+bench: release
+	@scripts/bench.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: deps $(BUILD)/test/CMakeCache.txt
+	@cmake --build $(BUILD)/test -j$(JOBS)
+	cd $(BUILD)/test && cmake -DAUTHD_FUZZ_SECONDS=$(FUZZ_SECONDS) . >/dev/null && \
+		ctest --output-on-failure -L fuzz; rc=$$?; \
+		cmake -DAUTHD_FUZZ_SECONDS=20 . >/dev/null; exit $$rc
+
+clean:
+	rm -rf $(BUILD)

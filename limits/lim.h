@@ -1,0 +1,504 @@
+/*
+ * lim.h - credit state of the authorization engine: users, merchants, groups,
+ * funders, the lending ceiling, holds and idempotency records, effects and
+ * snapshots.
+ *
+ * Records that the decision function reads (struct lim_user, lim_merchant,
+ * lim_group, lim_funder, lim_policy, lim_op) are declared here in full so that
+ * auth/ can decide on them; the containers that hold them are opaque.
+ *
+ * Concurrency, in one place (each function repeats its own contract):
+ * - Dataplane threads are liburcu QSBR readers (rcu_register_thread(), then
+ *   rcu_quiescent_state() between bursts). Merchants, groups, user extensions,
+ *   funders and the policy are immutable once published; an update copies,
+ *   changes, publishes and frees the old record after a grace period.
+ * - A user's balances and per-user settings live in its slot (struct lim_user)
+ *   and change only under the slot's lock byte (lim_user_lock()). One lock per
+ *   user, never two users at once; a group's state lock is taken after the
+ *   member's user lock, never before. See docs/design-notes.md.
+ * - The lending ceiling and funder quotas are budgets split into per-thread
+ *   shards refilled in chunks from a global atomic (struct lim_budget).
+ *
+ * Money is int64_t fen everywhere. Times are unix seconds in uint32_t.
+ */
+#ifndef LIM_H
+#define LIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------ */
+/* Bounds                                                                     */
+
+#define LIM_SHARDS_MAX 64        /* budget shards: dataplane lcores + workers */
+#define LIM_TIERS 8              /* tier 0..7 */
+#define LIM_FUNDERS_MAX 32       /* slot 0 is the company's own book */
+#define LIM_GROUP_MEMBERS_MAX 8
+#define LIM_SPIN_MAX (1u << 20)  /* lock spins before a debug build aborts */
+
+/* Products and operations: the same numbers as the wire protocol. */
+enum lim_product {
+	LIM_PRODUCT_PAYLATER = 1,
+	LIM_PRODUCT_INSTALLMENT = 2,
+	LIM_PRODUCT_CASH = 3,
+};
+
+enum lim_opcode {
+	LIM_OP_AUTHORIZE = 1,
+	LIM_OP_CAPTURE = 2,
+	LIM_OP_VOID = 3,
+	LIM_OP_REFUND = 4,
+	LIM_OP_REPAY = 5,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Policy (immutable, published through RCU)                                  */
+
+struct lim_tier {
+	int64_t large_spend_fen;   /* LARGE_SPEND note at or above this; 0 = off */
+	int64_t vel_min_fen;       /* approved amount per minute; 0 = no limit */
+	int64_t vel_day_fen;       /* approved amount per day; 0 = no limit */
+	uint8_t products;          /* bit (1 << product) set = allowed */
+	uint8_t max_terms;         /* largest installment term allowed: 0,3,6,12 */
+	uint8_t vel_min_n;         /* approvals per minute; 0 = no limit */
+	uint8_t vel_day_n;         /* approvals per day; 0 = no limit */
+	uint8_t cash_pct;          /* cash sub-limit as % of limit when no override */
+	uint8_t pad[3];
+};
+
+struct lim_policy {
+	int64_t ceiling_fen;          /* company-wide lending ceiling */
+	int64_t cap_chunk_fen;        /* budget shard refill chunk */
+	int32_t tz_offset_s;          /* month and day boundaries; default +8 h */
+	uint32_t hold_ttl_s;          /* default 7 days */
+	uint32_t retain_s;            /* idempotency ids kept at least this long */
+	uint32_t refund_window_s;     /* captured authorizations kept for refunds */
+	uint32_t cool_cash_s;         /* no cash loan this long after the last one */
+	uint32_t cool_raise_s;        /* ... nor this long after a limit raise */
+	uint8_t own_share_min_pct;    /* company keeps at least this share; 30 */
+	uint8_t low_avail_pct;        /* LOW_AVAILABLE below this % of the limit */
+	uint8_t inst_cash_pct;        /* cash limit lowered by this % of inst. debt */
+	uint8_t unknown_merchant_ok;  /* 0: unknown merchant -> MERCHANT_BLOCKED */
+	uint16_t risk_decline;        /* risk score at or above -> RISK_CASHOUT; 0 off */
+	uint16_t pad;
+	struct lim_tier tier[LIM_TIERS];
+};
+
+/** Start of the day and of the month holding @p now_s, in time zone @p tz. */
+uint32_t lim_day_start(uint32_t now_s, int32_t tz_offset_s);
+uint32_t lim_month_start(uint32_t now_s, int32_t tz_offset_s);
+
+/** Fill @p p with the documented defaults (docs/rules.md). */
+void lim_policy_default(struct lim_policy *p);
+
+/** Check a policy for consistency. Returns 0 or -EINVAL with a message. */
+int lim_policy_check(const struct lim_policy *p, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Users                                                                      */
+
+#define LIM_USER_FROZEN   0x01 /* no new credit */
+#define LIM_USER_SOFT_CAP 0x02 /* self cap only flags (OVER_SELF_CAP_SOFT) */
+#define LIM_USER_EXT      0x04 /* has a struct lim_user_ext */
+
+/*
+ * One user: settings and balances in one 88-byte slot, so a decision touches
+ * two cache lines at most and 100 M users fit in ~10 GB with the index.
+ * Every field changes only under lim_user_lock(). Debts and holds are >= 0.
+ */
+struct lim_user {
+	uint64_t user_id;
+	int64_t limit_fen;
+	int64_t outstanding_fen;   /* captured debt, all products */
+	int64_t holds_fen;         /* open holds, all products */
+	int64_t cash_fen;          /* cash-loan debt (part of outstanding) */
+	int64_t inst_fen;          /* installment debt (part of outstanding) */
+	int64_t self_cap_fen;      /* monthly self-set cap; 0 = none */
+	int64_t month_spend_fen;   /* approved spend in the month of spend_min */
+	uint32_t cool_until_s;     /* no cash loan before this time */
+	uint32_t spend_min;        /* unix minute of the last counted spend */
+	uint32_t vel_min_fen;      /* spend in minute spend_min, saturating */
+	uint32_t vel_day_fen;      /* spend in the day of spend_min, saturating */
+	uint16_t region;
+	uint8_t vel_min_n;         /* approvals in minute spend_min, saturating */
+	uint8_t vel_day_n;         /* approvals in the day of spend_min, saturating */
+	uint8_t lock;              /* see lim_user_lock() */
+	uint8_t tier;              /* 0 .. LIM_TIERS-1 */
+	uint8_t flags;             /* LIM_USER_* */
+	uint8_t risk_q;            /* risk score / 4 (0..250) */
+};
+
+/* Rare per-user settings, looked up only when LIM_USER_EXT is set. */
+struct lim_user_ext {
+	uint64_t user_id;
+	int64_t temp_quota_fen;   /* added to the limit until temp_until_s */
+	int64_t cash_limit_fen;   /* absolute cash sub-limit; < 0 = tier default */
+	int64_t alert_fen;        /* large-spend threshold; < 0 = tier default */
+	uint32_t temp_until_s;
+	uint32_t pad;
+};
+
+struct lim_users; /* opaque: open-addressing index + slot array */
+
+/**
+ * Create a user table for up to @p capacity users. Memory is reserved at
+ * once and not grown later. Returns NULL on allocation failure.
+ */
+struct lim_users *lim_users_create(uint64_t capacity);
+void lim_users_free(struct lim_users *t);
+
+/** The hash of a user id, computed once per record. */
+uint64_t lim_user_hash(uint64_t user_id);
+
+/**
+ * Find a batch of users: prefetches the index lines for all, then the slots
+ * for all, so the misses overlap. out[i] is NULL for unknown ids.
+ * Any thread; slots never move or vanish while the table lives.
+ */
+void lim_users_find_burst(struct lim_users *t, const uint64_t *ids,
+			  unsigned n, struct lim_user **out);
+
+/** Find one user; NULL when unknown. Any thread. */
+struct lim_user *lim_users_find(struct lim_users *t, uint64_t user_id);
+
+/**
+ * Insert a user (copy of @p u, lock byte cleared). Updater only: calls are
+ * serialised by the caller. Readers see the slot once it is complete.
+ * Returns 0, -EEXIST, -ENOSPC (table full) or -EINVAL (id 0).
+ */
+int lim_users_insert(struct lim_users *t, const struct lim_user *u);
+
+uint64_t lim_users_count(const struct lim_users *t);
+uint64_t lim_users_capacity(const struct lim_users *t);
+/** Bytes held by the table (index + slots actually in use). */
+size_t lim_users_bytes(const struct lim_users *t);
+/** Slot @p i (0 <= i < count), for snapshots and scans. */
+struct lim_user *lim_users_at(struct lim_users *t, uint64_t i);
+
+/** Spin until the user's lock byte is ours. Never hold two user locks. */
+void lim_user_lock(struct lim_user *u);
+void lim_user_unlock(struct lim_user *u);
+
+/* ------------------------------------------------------------------------ */
+/* Merchants, groups, user extensions: RCU hash tables of immutable records   */
+
+#define LIM_MERCHANT_BLOCKED 0x01
+
+/* Subsidy bits: the merchant pays the interest of these installment terms. */
+#define LIM_SUBSIDY_3  0x01
+#define LIM_SUBSIDY_6  0x02
+#define LIM_SUBSIDY_12 0x04
+
+struct lim_merchant {
+	uint32_t merchant_id;
+	uint16_t mcc;
+	uint16_t region;
+	uint16_t risk_score;      /* 0..1000, set by the risk workers */
+	uint8_t flags;            /* LIM_MERCHANT_* */
+	uint8_t subsidy;          /* LIM_SUBSIDY_* */
+};
+
+struct lim_group_state {          /* mutable; under lim_group_lock() */
+	int64_t month_spend_fen;
+	uint32_t month_start_s;   /* month the spend belongs to */
+	uint8_t lock;
+	uint8_t pad[3];
+};
+
+struct lim_group {
+	uint32_t group_id;
+	uint8_t n_members;
+	uint8_t pad[3];
+	int64_t budget_fen;       /* monthly budget agreed by the members */
+	uint64_t members[LIM_GROUP_MEMBERS_MAX];
+	struct lim_group_state *st; /* lives as long as the group */
+};
+
+void lim_group_lock(struct lim_group_state *g);
+void lim_group_unlock(struct lim_group_state *g);
+
+struct lim_kv; /* opaque RCU hash of one record type */
+
+/** Called for each record; a non-zero return stops the walk and is returned. */
+typedef int (*lim_kv_visit_fn)(const void *rec, void *arg);
+
+/**
+ * Visit every record of @p kv (struct lim_merchant, lim_group or
+ * lim_user_ext). Call with the QSBR read side online or as the updater.
+ */
+int lim_kv_foreach(struct lim_kv *kv, lim_kv_visit_fn fn, void *arg);
+uint64_t lim_kv_count(const struct lim_kv *kv);
+
+/* ------------------------------------------------------------------------ */
+/* Funders and budgets                                                        */
+
+struct lim_budget; /* opaque: a global atomic plus per-shard rooms */
+
+/**
+ * Create a budget of @p total_fen split into @p shards shards that refill in
+ * chunks of @p chunk_fen. Returns NULL on allocation failure.
+ */
+struct lim_budget *lim_budget_create(int64_t total_fen, int64_t chunk_fen,
+				     unsigned shards);
+void lim_budget_free(struct lim_budget *b);
+/** What shard @p s can take now: its room plus the global room. Shard owner. */
+int64_t lim_budget_room(const struct lim_budget *b, unsigned s);
+/** Take @p fen for shard @p s. False (nothing taken) if it does not fit. */
+bool lim_budget_take(struct lim_budget *b, unsigned s, int64_t fen);
+/** Give back @p fen taken earlier (from any shard) through shard @p s. */
+void lim_budget_give(struct lim_budget *b, unsigned s, int64_t fen);
+/** Change the total by @p delta_fen (control plane). -ERANGE if below use. */
+int lim_budget_adjust(struct lim_budget *b, int64_t delta_fen);
+/** Total minus what is taken. Exact only when no shard owner is running. */
+int64_t lim_budget_free_fen(const struct lim_budget *b);
+int64_t lim_budget_total(const struct lim_budget *b);
+
+struct lim_funder {
+	int64_t quota_fen;        /* origination quota for this funder's share */
+	uint16_t funder_id;       /* 0 = the company's own book (slot 0 only) */
+	uint16_t region;          /* 0 = national; else only users of this region */
+	uint8_t share_pct;        /* the bank's share of each loan it co-funds */
+	uint8_t products;         /* bit (1 << product) set = funds it */
+	uint8_t pad[2];
+};
+
+/*
+ * The funder table: slot 0 is the company funding alone, slots 1..n-1 are
+ * partner banks in priority order. Immutable; budgets outlive a replacement.
+ */
+struct lim_funders {
+	unsigned n;
+	struct lim_funder f[LIM_FUNDERS_MAX];
+	struct lim_budget *budget[LIM_FUNDERS_MAX];
+};
+
+/** The bank part of a loan of @p amount_fen when the company keeps @p own_pct. */
+static inline int64_t
+lim_bank_part(int64_t amount_fen, unsigned own_pct)
+{
+	return amount_fen * (int64_t)(100 - own_pct) / 100;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Holds and idempotency records                                              */
+
+enum lim_op_state {
+	LIM_OPS_FREE = 0,
+	LIM_OPS_DECIDED,   /* answer kept for DUPLICATE; nothing open */
+	LIM_OPS_HELD,      /* approved authorization with an open hold */
+	LIM_OPS_CAPTURED,  /* hold captured (or a cash loan): refundable */
+	LIM_OPS_CLOSED,    /* voided, expired or refunded in full */
+	LIM_OPS_TOMBSTONE, /* a void/refund came first; the original is REVERSED */
+};
+
+/*
+ * One operation, keyed by (gateway_id, request_id): the answer it got (for
+ * DUPLICATE) and, for authorizations, the hold and loan book. 128 bytes.
+ * An entry is changed or freed only under the lock of user user_id.
+ */
+struct lim_op {
+	uint64_t request_id;
+	uint64_t user_id;
+	uint32_t gateway_id;
+	uint32_t retain_until_s;  /* reclaimable after this */
+	/* the answer */
+	uint64_t ledger_seq;
+	int64_t amount_fen;
+	int64_t available_fen;
+	int64_t self_cap_left_fen;
+	uint32_t hold_expires_s;
+	uint16_t risk_score;
+	uint16_t funder_id;
+	uint8_t op, status, reason, notes;
+	uint8_t own_share_pct;
+	uint8_t product, terms;
+	uint8_t state;            /* enum lim_op_state */
+	/* the book of an approved authorization */
+	int64_t held_fen;         /* still on hold */
+	int64_t captured_fen;     /* became debt */
+	int64_t refunded_fen;     /* given back by refunds */
+	int64_t funder_fen;       /* bank part still counted against its quota */
+	uint32_t created_s;
+	uint32_t group_id;
+	uint32_t next;            /* store-internal */
+	uint32_t pad[3];
+};
+
+struct lim_ops; /* opaque: lock-striped partitions of index + entry pool */
+
+struct lim_ops *lim_ops_create(uint64_t capacity);
+void lim_ops_free(struct lim_ops *s);
+
+/**
+ * Find (gateway_id, request_id). The pointer stays valid while the caller
+ * holds the lock of the entry's user (check op->user_id before relying on
+ * it). Any thread.
+ */
+struct lim_op *lim_ops_find(struct lim_ops *s, uint32_t gateway_id,
+			    uint64_t request_id);
+
+/**
+ * Insert a copy of @p init (its key fields set). Caller holds the lock of
+ * init->user_id. Returns the new entry, or NULL with *rc = -EEXIST or
+ * -ENOSPC (store full: the caller answers BUSY).
+ */
+struct lim_op *lim_ops_insert(struct lim_ops *s, const struct lim_op *init,
+			      int *rc);
+
+/** Remove @p op. Caller holds the lock of op->user_id. */
+void lim_ops_remove(struct lim_ops *s, struct lim_op *op);
+
+/** Visit every live entry; caller keeps the store quiescent (snapshots). */
+int lim_ops_foreach(struct lim_ops *s, int (*fn)(struct lim_op *op, void *arg),
+		    void *arg);
+
+/**
+ * Timer pass: visit at most @p budget entries from where the last pass
+ * stopped; for each entry whose retain_until_s, or (state HELD)
+ * hold_expires_s, is <= @p now_s, call @p fn with a copy taken under the
+ * partition lock. fn runs with no lock held: it takes the user's lock, finds
+ * the entry again by key and re-checks before acting. One scanning thread.
+ * Returns the number of entries visited.
+ */
+unsigned lim_ops_scan(struct lim_ops *s, uint32_t now_s, unsigned budget,
+		      void (*fn)(const struct lim_op *copy, void *arg),
+		      void *arg);
+
+uint64_t lim_ops_count(const struct lim_ops *s);
+uint64_t lim_ops_capacity(const struct lim_ops *s);
+
+/* ------------------------------------------------------------------------ */
+/* Effects: what a decision changes; also the journal record body            */
+
+enum lim_effect_kind {
+	LIM_EFF_NONE = 0,   /* nothing to record (MALFORMED, BUSY, DUPLICATE) */
+	LIM_EFF_DECIDE,     /* a decline: keep the answer, no money moves */
+	LIM_EFF_AUTH,       /* approved authorize: hold, or debt for cash */
+	LIM_EFF_CAPTURE,    /* ref hold -> debt (amount), rest released */
+	LIM_EFF_VOID,       /* ref hold released (amount) */
+	LIM_EFF_REFUND,     /* ref captured credit given back (amount) */
+	LIM_EFF_REPAY,      /* debt repaid (amount) */
+	LIM_EFF_TOMBSTONE,  /* void/refund of unknown ref: decline + tombstone */
+	LIM_EFF_REVERSED,   /* late original hit a tombstone: decline, replace */
+	LIM_EFF_EXPIRE,     /* timer: ref hold released */
+	LIM_EFF_KINDS
+};
+
+/*
+ * An effect, as decided (auth_decide fills it) and as applied (lim_apply).
+ * Deltas are exact; the funder book-keeping is derived by lim_apply from
+ * funder_id/own_share_pct and the ref entry so it cannot drift. 128 bytes,
+ * the last 4 reserved for the journal's checksum.
+ */
+struct lim_effect {
+	uint64_t seq;              /* ledger sequence, set by lim_apply */
+	uint64_t request_id;
+	uint64_t user_id;
+	uint64_t ref_id;
+	uint32_t gateway_id;
+	uint32_t now_s;
+	int64_t amount_fen;        /* the answer's amount */
+	int64_t available_fen;     /* the answer's available */
+	int64_t self_cap_left_fen; /* the answer's self_cap_left */
+	int64_t d_outstanding_fen;
+	int64_t d_holds_fen;
+	int64_t d_bucket_fen;      /* cash_fen or inst_fen by product */
+	int64_t d_month_fen;       /* user's (and group's) month spend */
+	uint32_t group_id;
+	uint32_t hold_expires_s;
+	uint32_t cool_until_s;     /* new value; 0 = unchanged */
+	uint16_t funder_id;
+	uint16_t risk_score;
+	uint8_t kind;              /* enum lim_effect_kind */
+	uint8_t op, product, terms;
+	uint8_t status, reason, notes, own_share_pct;
+	uint8_t count_spend;       /* 1: count in velocity and stamp spend_min */
+	uint8_t pad[3];
+	uint32_t check;            /* journal checksum; 0 in memory */
+};
+
+/* ------------------------------------------------------------------------ */
+/* The database: every table of one engine                                    */
+
+struct lim_db_config {
+	uint64_t users_max;
+	uint64_t ops_max;
+	uint64_t merchants_max;
+	uint64_t groups_max;
+	unsigned shards;           /* budget shards (threads that decide) */
+};
+
+struct lim_db {
+	struct lim_users *users;
+	struct lim_kv *ext;        /* user_id -> struct lim_user_ext */
+	struct lim_kv *merchants;  /* merchant_id -> struct lim_merchant */
+	struct lim_kv *groups;     /* group_id -> struct lim_group */
+	struct lim_ops *ops;
+	struct lim_budget *cap;    /* the lending ceiling */
+	struct lim_funders *funders;  /* RCU pointer */
+	struct lim_policy *policy;    /* RCU pointer */
+	uint64_t seq;              /* last ledger sequence handed out (atomic) */
+	unsigned shards;
+};
+
+/** Create an empty database with the default policy. NULL on failure. */
+struct lim_db *lim_db_create(const struct lim_db_config *cfg);
+void lim_db_free(struct lim_db *db);
+
+/* Lookups. Call with the QSBR read side online; the record stays valid until
+ * the caller's next quiescent state. NULL when absent. */
+const struct lim_user_ext *lim_ext_find(struct lim_db *db, uint64_t user_id);
+const struct lim_merchant *lim_merchant_find(struct lim_db *db, uint32_t id);
+const struct lim_group *lim_group_find(struct lim_db *db, uint32_t id);
+const struct lim_policy *lim_policy_get(struct lim_db *db);
+const struct lim_funders *lim_funders_get(struct lim_db *db);
+
+/* Updates: copy, publish, free the old record after a grace period.
+ * Updater only (serialise calls). 0 or a negative errno. */
+int lim_ext_set(struct lim_db *db, const struct lim_user_ext *x);
+int lim_ext_del(struct lim_db *db, uint64_t user_id);
+int lim_merchant_set(struct lim_db *db, const struct lim_merchant *m);
+int lim_group_set(struct lim_db *db, const struct lim_group *g);
+int lim_policy_set(struct lim_db *db, const struct lim_policy *p);
+int lim_funders_set(struct lim_db *db, const struct lim_funder *f, unsigned n);
+
+/**
+ * Apply a decided effect: insert the request's op entry, take or give the
+ * ceiling and funder budgets through shard @p shard, change the user's (and
+ * group's) balances, update the ref entry, and set e->seq.
+ * Call with u's lock held (u may be NULL only for kinds that touch no user)
+ * and, when e->group_id != 0, the group's lock. @p ref is the entry named by
+ * e->ref_id (NULL when none).
+ * Returns 0; -ENOSPC: op store full, nothing applied (answer BUSY);
+ * -EAGAIN: a budget was taken by another shard since the decision, nothing
+ * applied (decide again); -EEXIST: the request id was inserted concurrently
+ * by another user's thread, nothing applied.
+ */
+int lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
+	      const struct lim_group *g, struct lim_op *ref,
+	      struct lim_effect *e);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshots and imports                                                      */
+
+/**
+ * Write every table of @p db to @p path (versioned, sectioned, checksummed;
+ * written to a temporary file, fsynced, renamed). Updater only, with the
+ * dataplane stopped or quiescent. 0 or negative errno; @p err says why.
+ */
+int lim_snapshot_save(struct lim_db *db, const char *path, char *err,
+		      size_t errlen);
+
+/**
+ * Load a snapshot into a new database. @p progress (may be NULL) is called
+ * now and then with users loaded so far. A damaged or truncated file is
+ * refused with the offset and the reason in @p err. NULL on failure.
+ */
+struct lim_db *lim_snapshot_load(const char *path,
+				 const struct lim_db_config *extra,
+				 void (*progress)(uint64_t done, uint64_t total),
+				 char *err, size_t errlen);
+
+#endif /* LIM_H */
