@@ -208,6 +208,21 @@ const struct auth_gateway *auth_keyring_find(const struct auth_keyring *kr,
 struct auth_keyring *auth_keyring_load(const char *path, char *err,
 				       size_t errlen);
 
+/**
+ * Whether @p gw accepts datagrams from @p src_ip (host byte order): true when
+ * it has no allow list, else when one of its ranges holds the address.
+ * Pure, any thread.
+ */
+static inline bool
+auth_gateway_allows(const struct auth_gateway *gw, uint32_t src_ip)
+{
+	bool ok = gw->n_sources == 0;
+
+	for (unsigned i = 0; i < gw->n_sources && i < AUTH_SOURCES_MAX; i++)
+		ok |= (src_ip & gw->source_mask[i]) == gw->source_ip[i];
+	return ok;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Replay windows per (gateway, stream); shared by every dataplane thread     */
 
@@ -242,6 +257,9 @@ struct auth_dgram {
  * in that order, so that the window only moves for authentic datagrams.
  * Fills @p d and returns AUTH_DROP_NONE, or the cause of the drop.
  * Records are not checked here: see auth_req_check().
+ * @p buf must be 8-byte aligned (d->hdr and d->rec point into it). @p rp may
+ * be NULL to skip the replay window (clients, tools, fuzzing; never the
+ * dataplane). No allocation, no system call; any thread.
  */
 enum auth_drop auth_dgram_parse(uint8_t *buf, uint32_t len,
 				const struct auth_keyring *kr,
@@ -323,6 +341,14 @@ struct auth_out {
  * listed in docs/rules.md.
  */
 void auth_decide(const struct auth_in *in, struct auth_out *out);
+
+/**
+ * The effect of a lapsed hold: release it and give back its month spend.
+ * Pure, like auth_decide(); the caller holds the user's lock. Returns false
+ * (and records nothing) unless @p ref is a hold of @p u that has lapsed.
+ */
+bool auth_expire(const struct lim_op *ref, const struct lim_user *u,
+		 const struct auth_now *now, struct lim_effect *e);
 
 /** Available credit of @p u at @p now_s: limit + live temp quota - debt - holds. */
 int64_t auth_available(const struct lim_user *u, const struct lim_user_ext *x,

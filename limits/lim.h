@@ -37,6 +37,10 @@
 #define LIM_FUNDERS_MAX 32       /* slot 0 is the company's own book */
 #define LIM_GROUP_MEMBERS_MAX 8
 #define LIM_SPIN_MAX (1u << 20)  /* lock spins before a debug build aborts */
+/* Largest amount any setting or balance may hold: 10 trillion yuan. Settings
+ * are checked against it, so sums of two settings or balances cannot overflow
+ * and an amount from the wire is only ever compared, never added. */
+#define LIM_MONEY_MAX 1000000000000000LL
 
 /* Products and operations: the same numbers as the wire protocol. */
 enum lim_product {
@@ -381,7 +385,6 @@ enum lim_effect_kind {
 	LIM_EFF_REFUND,     /* ref captured credit given back (amount) */
 	LIM_EFF_REPAY,      /* debt repaid (amount) */
 	LIM_EFF_TOMBSTONE,  /* void/refund of unknown ref: decline + tombstone */
-	LIM_EFF_REVERSED,   /* late original hit a tombstone: decline, replace */
 	LIM_EFF_EXPIRE,     /* timer: ref hold released */
 	LIM_EFF_KINDS
 };
