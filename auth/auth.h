@@ -36,6 +36,14 @@
 #define AUTH_DGRAM_MAX AUTH_DGRAM_LEN(AUTH_RECORDS_MAX)
 #define AUTH_REPLAY_WINDOW 1024
 
+/*
+ * Wire structs are read and written in place in received frames, where the
+ * UDP payload sits at an even but not 8-aligned offset (Ethernet 14 + IPv4
+ * 20 + UDP 8, +4 with a VLAN tag). Packed with 2-byte alignment, the compiler
+ * emits loads that are valid at any even address (plain moves on x86).
+ */
+#define AUTH_WIRE __attribute__((packed, aligned(2)))
+
 struct auth_hdr {
 	uint16_t magic;
 	uint8_t version;
@@ -46,8 +54,7 @@ struct auth_hdr {
 	uint32_t key_id;
 	uint64_t seq;
 	uint64_t sent_ns;
-};
-
+} AUTH_WIRE;
 struct auth_req {
 	uint64_t request_id;
 	uint64_t user_id;
@@ -64,8 +71,7 @@ struct auth_req {
 	uint64_t device_id;
 	uint32_t reserved0;
 	uint32_t reserved1;
-};
-
+} AUTH_WIRE;
 struct auth_resp {
 	uint64_t request_id;
 	uint64_t user_id;
@@ -82,8 +88,7 @@ struct auth_resp {
 	uint8_t reserved;
 	uint32_t risk_score;
 	int64_t self_cap_left;
-};
-
+} AUTH_WIRE;
 enum auth_status {
 	AUTH_STATUS_APPROVED = 0,
 	AUTH_STATUS_DECLINED = 1,
@@ -257,7 +262,7 @@ struct auth_dgram {
  * in that order, so that the window only moves for authentic datagrams.
  * Fills @p d and returns AUTH_DROP_NONE, or the cause of the drop.
  * Records are not checked here: see auth_req_check().
- * @p buf must be 8-byte aligned (d->hdr and d->rec point into it). @p rp may
+ * @p buf must be 2-byte aligned (d->hdr and d->rec point into it). @p rp may
  * be NULL to skip the replay window (clients, tools, fuzzing; never the
  * dataplane). No allocation, no system call; any thread.
  */

@@ -126,7 +126,7 @@ auth_dgram_parse(uint8_t *buf, uint32_t len, const struct auth_keyring *kr,
 	enum auth_drop drop;
 
 	AUTH_ASSERT(buf && kr && d);
-	AUTH_ASSERT(((uintptr_t)buf & 7) == 0);
+	AUTH_ASSERT(((uintptr_t)buf & 1) == 0);
 	drop = auth_hdr_check(buf, len, AUTH_TYPE_REQUEST);
 	if (drop != AUTH_DROP_NONE)
 		return drop;
