@@ -319,8 +319,13 @@ lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 	}
 	/* From here on nothing can fail. */
 	e->seq = __atomic_add_fetch(&db->seq, 1, __ATOMIC_RELAXED);
-	if (mine && moves_money(e->kind))
-		mine->ledger_seq = e->seq;
+	if (mine) {
+		mine->last_seq = e->seq;
+		if (moves_money(e->kind))
+			mine->ledger_seq = e->seq;
+	}
+	if (has_ref(e->kind))
+		ref->last_seq = e->seq;
 	if (has_ref(e->kind))
 		ref_apply(db, fs, shard, ref, e, p);
 	user_apply(u, e, p);

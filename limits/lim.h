@@ -253,8 +253,16 @@ int64_t lim_budget_room(const struct lim_budget *b, unsigned s);
 bool lim_budget_take(struct lim_budget *b, unsigned s, int64_t fen);
 /** Give back @p fen taken earlier (from any shard) through shard @p s. */
 void lim_budget_give(struct lim_budget *b, unsigned s, int64_t fen);
-/** Change the total by @p delta_fen (control plane). -ERANGE if below use. */
+/**
+ * Change the total by @p delta_fen (control plane). A decrease comes out of
+ * the global room only (shard rooms belong to their owners), so it fails
+ * with -ERANGE, changing nothing, when the global room is smaller than the
+ * decrease: room reserved by shards counts as in use until they give it
+ * back or flush.
+ */
 int lim_budget_adjust(struct lim_budget *b, int64_t delta_fen);
+/** Return shard @p s's whole room to the global room. Shard owner. */
+void lim_budget_flush(struct lim_budget *b, unsigned s);
 /** Total minus what is taken. Exact only when no shard owner is running. */
 int64_t lim_budget_free_fen(const struct lim_budget *b);
 int64_t lim_budget_total(const struct lim_budget *b);
@@ -327,7 +335,8 @@ struct lim_op {
 	uint32_t created_s;
 	uint32_t group_id;
 	uint32_t next;            /* store-internal */
-	uint32_t pad[3];
+	uint32_t pad;
+	uint64_t last_seq;        /* ledger seq of the last effect that changed it */
 };
 
 struct lim_ops; /* opaque: lock-striped partitions of index + entry pool */
@@ -457,6 +466,14 @@ const struct lim_merchant *lim_merchant_find(struct lim_db *db, uint32_t id);
 const struct lim_group *lim_group_find(struct lim_db *db, uint32_t id);
 const struct lim_policy *lim_policy_get(struct lim_db *db);
 const struct lim_funders *lim_funders_get(struct lim_db *db);
+
+/**
+ * Report a quiescent state: rcu_quiescent_state(), plus the happens-before
+ * edge ThreadSanitizer cannot see through liburcu in TSan builds. Reader
+ * threads call it between bursts (and before going offline or
+ * unregistering); every record found before it may be freed after it.
+ */
+void lim_quiescent_state(void);
 
 /* Updates: copy, publish, free the old record after a grace period.
  * Updater only (serialise calls). 0 or a negative errno. */
