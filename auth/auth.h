@@ -375,6 +375,14 @@ struct auth_exec {
 };
 
 /**
+ * Answer @p req without deciding it (BUSY when the engine sheds load,
+ * MALFORMED): ids and op echoed, nothing granted, self_cap_left -1.
+ * @p resp may alias @p req.
+ */
+void auth_answer_only(const struct auth_req *req, struct auth_resp *resp,
+		      enum auth_status status, enum auth_reason reason);
+
+/**
  * Decide @p req from gateway @p gateway_id and apply its effect. Writes the
  * answer to @p resp (may alias @p req: the request is read first) and, when
  * something was recorded, the applied effect (with its seq) to @p eff for the

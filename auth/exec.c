@@ -20,9 +20,9 @@
 
 #define AUTH_EXEC_TRIES 4
 
-static void
-answer_error(const struct auth_req *r, struct auth_resp *a,
-	     enum auth_status status, enum auth_reason why)
+void
+auth_answer_only(const struct auth_req *r, struct auth_resp *a,
+		 enum auth_status status, enum auth_reason why)
 {
 	uint8_t op = r->op;
 	uint64_t rid = r->request_id, uid = r->user_id;
@@ -94,7 +94,7 @@ auth_exec_one(struct auth_exec *x, uint32_t gateway_id,
 	int rc = -EAGAIN;
 
 	if (auth_req_check(&r) != AUTH_REASON_APPROVED) {
-		answer_error(&r, resp, AUTH_STATUS_ERROR, AUTH_REASON_MALFORMED);
+		auth_answer_only(&r, resp, AUTH_STATUS_ERROR, AUTH_REASON_MALFORMED);
 		return AUTH_EXEC_ANSWERED;
 	}
 	memset(&in, 0, sizeof(in));
@@ -123,7 +123,7 @@ auth_exec_one(struct auth_exec *x, uint32_t gateway_id,
 	}
 	lim_user_unlock(user);
 	if (rc != 0) {
-		answer_error(&r, resp, AUTH_STATUS_DECLINED, AUTH_REASON_BUSY);
+		auth_answer_only(&r, resp, AUTH_STATUS_DECLINED, AUTH_REASON_BUSY);
 		return AUTH_EXEC_ANSWERED;
 	}
 	*resp = out.resp;

@@ -1,0 +1,201 @@
+/*
+ * dp.h - the authd daemon's shared declarations (private to dataplane/).
+ *
+ * Threads of a running authd:
+ * - dataplane lcores (every EAL lcore, the main one included): one RX/TX
+ *   queue pair each, the burst loop of node.c; QSBR readers;
+ * - the ledger worker (a control thread, ledger.c): drains the effect rings;
+ * - the control thread (ctl.c): authctl requests over a unix socket; the
+ *   only updater of RCU-published records;
+ * - DPDK's telemetry thread: reads counters (stats.c).
+ */
+#ifndef DP_H
+#define DP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_ring.h>
+
+#include "auth.h"
+#include "lim.h"
+#include "nic.h"
+
+#define DP_BURST_MAX 64          /* RX burst at most */
+#define DP_LCORES_MAX 32         /* dataplane lcores */
+#define DP_HELD_MAX 4096         /* answers held for durability per lcore */
+#define DP_TX_RETRIES 8
+
+enum dp_mode {
+	DP_MODE_DECIDE = 0,       /* the engine */
+	DP_MODE_FORWARD,          /* echo valid datagrams: the I/O ceiling */
+};
+
+enum dp_ack {
+	DP_ACK_SYNC = 0,          /* money answers wait for their journal batch */
+	DP_ACK_ASYNC,             /* answer at once, journal behind */
+};
+
+enum dp_clock_mode {
+	DP_CLOCK_REAL = 0,        /* wall clock at start + TSC since */
+	DP_CLOCK_FIXED,           /* frozen at a given second (tests) */
+};
+
+/* Everything the options and the config file set. */
+struct dp_config {
+	char port[128];           /* device name ("net_memif0") or port id */
+	uint32_t ip;              /* our IPv4 address, host order */
+	uint16_t udp_port;
+	uint16_t burst;
+	uint16_t rx_ring, tx_ring;
+	bool promiscuous;
+	enum dp_mode mode;
+	enum dp_ack ack;
+	char snapshot[PATH_MAX];
+	char keys[PATH_MAX];
+	char ctl_path[PATH_MAX];
+	char journal_dir[PATH_MAX];
+	char policy[PATH_MAX];    /* optional policy file (INI) */
+	uint64_t users_max;       /* 0: snapshot's users + headroom */
+	uint64_t ops_max;
+	uint32_t ring_size;       /* effects per lcore ring (power of 2) */
+	uint32_t streams;         /* replay windows */
+	int log_level;            /* RTE_LOG_* */
+	enum dp_clock_mode clock_mode;
+	uint32_t clock_fixed_s;
+};
+
+/* One list for the counters of a dataplane lcore: field, description. */
+#define DP_FOREACH_COUNTER(_)                                                  \
+	_(loops, "loop iterations")                                            \
+	_(rx_pkts, "frames received")                                          \
+	_(tx_pkts, "frames sent")                                              \
+	_(tx_retries, "TX bursts retried because the queue was full")          \
+	_(tx_dropped, "answers the TX queue did not take after retries")       \
+	_(dgrams, "datagrams answered")                                        \
+	_(records, "records answered")                                         \
+	_(ring_full, "datagrams answered BUSY: the ledger ring was full")      \
+	_(effects, "effects handed to the ledger worker")                      \
+	_(held, "answers held until their journal batch was durable")          \
+	_(busy_cycles, "TSC cycles spent on non-empty bursts")                 \
+	_(busy_pkts, "frames in those bursts")
+
+enum dp_counter {
+#define DP_COUNTER_ENUM(name, desc) DP_C_##name,
+	DP_FOREACH_COUNTER(DP_COUNTER_ENUM)
+#undef DP_COUNTER_ENUM
+	DP_COUNTERS
+};
+
+/* One dataplane lcore's counters; one writer, readers see them a loop old. */
+struct dp_stats {
+	uint64_t c[DP_COUNTERS];
+	uint64_t status[3];              /* approved, declined, error */
+	uint64_t reason[AUTH_REASONS];
+	uint64_t drop[AUTH_DROPS];       /* datagrams dropped by the codec */
+	uint64_t burst[DP_BURST_MAX + 1];/* RX burst size histogram */
+	struct nic_counters nic;
+} __rte_cache_aligned;
+
+/* An answer waiting for durability (sync ack). */
+struct dp_held {
+	struct rte_mbuf *m;
+	uint64_t seq;                    /* largest ledger_seq in the answer */
+};
+
+struct dp_ctx;
+
+struct dp_lcore {
+	struct dp_ctx *ctx;
+	unsigned lcore_id;
+	uint16_t queue;
+	struct auth_exec x;              /* db, budget shard, now */
+	struct rte_ring *effects;        /* SP/SC ring of struct lim_effect */
+	void *scratch;                   /* node.c's per-burst arrays */
+	uint32_t now_s;                  /* second x.now was computed for */
+	/* sync ack: a FIFO of answers in ledger-seq order */
+	uint32_t held_head, held_tail;
+	struct dp_held held[DP_HELD_MAX];
+	struct dp_stats st;
+} __rte_cache_aligned;
+
+struct dp_clock {
+	enum dp_clock_mode mode;
+	uint64_t tsc_hz;
+	uint64_t base_tsc;
+	int64_t base_unix_ns;
+	uint32_t fixed_s;                /* DP_CLOCK_FIXED; settable (atomic) */
+};
+
+struct dp_ctx {
+	struct dp_config cfg;
+	struct dp_clock clock;
+	struct nic_port port;
+	struct nic_host host;
+	struct lim_db *db;
+	struct auth_keyring *keyring;    /* RCU pointer */
+	struct auth_replay *replay;
+	unsigned n_lcores;
+	struct dp_lcore *lc[DP_LCORES_MAX];
+	uint64_t durable_seq;            /* atomic: journal durable up to here */
+	int stop;                        /* atomic: 1 = stop RX and drain */
+	int rx_stopped;                  /* atomic: lcores that left their loop */
+	struct dp_ledger *ledger;
+	struct dp_ctl *ctl;
+};
+
+/* options.c */
+#define DP_CONFIG_HELP 1
+#define DP_CONFIG_VERSION 2
+void dp_config_default(struct dp_config *c);
+/** Set option @p name (long name, as on the command line) from text. */
+int dp_config_set(struct dp_config *c, const char *name, const char *value,
+		  char *err, size_t errlen);
+/** Read an INI file ([authd] section, keys = long option names). */
+int dp_config_file(struct dp_config *c, const char *path, char *err,
+		   size_t errlen);
+/**
+ * Parse the application's arguments (after the EAL's "--"): -c FILE first,
+ * then the rest. 0, DP_CONFIG_HELP, DP_CONFIG_VERSION or -EINVAL with @p err.
+ */
+int dp_config_args(struct dp_config *c, int argc, char **argv, char *err,
+		   size_t errlen);
+/** Cross-option checks (required options present and consistent). */
+int dp_config_check(const struct dp_config *c, char *err, size_t errlen);
+
+/* clock.c */
+void dp_clock_init(struct dp_clock *c, enum dp_clock_mode mode, uint32_t fixed_s);
+/** Unix seconds now: monotonic (TSC) since start, immune to wall-clock steps. */
+uint32_t dp_clock_now_s(const struct dp_clock *c);
+/** Unix nanoseconds now (same base). */
+uint64_t dp_clock_now_ns(const struct dp_clock *c);
+/** Move a fixed clock (tests); -EINVAL on a real clock. */
+int dp_clock_set(struct dp_clock *c, uint32_t unix_s);
+
+/* node.c */
+/** A dataplane lcore polling @p queue, deciding through budget @p shard. */
+struct dp_lcore *dp_lcore_create(struct dp_ctx *ctx, unsigned lcore_id,
+				 uint16_t queue, unsigned shard);
+void dp_lcore_free(struct dp_lcore *lc);
+/** The burst loop of one dataplane lcore; returns when stopped and drained. */
+int dp_lcore_main(void *arg);
+/** Sum of every lcore's counters into @p sum. */
+void dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum);
+
+/* ledger.c */
+struct dp_ledger *dp_ledger_start(struct dp_ctx *ctx);
+/** Drain every ring, stop the worker, free it. Call after the lcores stopped. */
+void dp_ledger_stop(struct dp_ledger *l);
+/** Effects the worker took from the rings. */
+uint64_t dp_ledger_drained(const struct dp_ledger *l);
+
+/* ctl.c */
+struct dp_ctl *dp_ctl_start(struct dp_ctx *ctx);
+void dp_ctl_stop(struct dp_ctl *c);
+
+/* stats.c */
+int dp_telemetry_register(struct dp_ctx *ctx);
+
+#endif /* DP_H */

@@ -1,0 +1,349 @@
+/*
+ * main.c - authd: start-up, lcore launch, shutdown.
+ *
+ * Start-up refuses to run on anything it cannot trust, with a message that
+ * names the file, line or option: bad options, a missing or damaged
+ * snapshot, a keys file that is missing, malformed or readable by others,
+ * no hugepages (unless --no-huge). Then: port up, rings, ledger worker,
+ * control socket, telemetry, and every EAL lcore (the main one too) runs the
+ * burst loop of node.c on its own queue pair.
+ *
+ * Shutdown: the first SIGINT/SIGTERM stops RX; lcores finish their burst,
+ * wait for held answers to become durable and send them; the ledger worker
+ * drains every ring; counters are printed; exit 0. A second signal exits at
+ * once with status 130.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_version.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <urcu-qsbr.h>
+
+#include "dp.h"
+
+#define AUTHD_VERSION "0.1.0"
+
+static struct dp_ctx *g_ctx;
+
+static void
+usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+"Usage: %s [EAL options] -- [options]\n"
+"\n"
+"authd decides consumer-credit payments: it receives authorization datagrams\n"
+"(UDP, protocol v1, port 7711) on a DPDK port, decides every record against\n"
+"the users' credit lines in memory, and answers each datagram in place.\n"
+"\n"
+"EAL options come first (see the DPDK guide); on machines without hugepages\n"
+"or NICs, e.g. for tests:\n"
+"  --no-huge --no-pci -m 512 --file-prefix NAME -l 0 \\\n"
+"  --vdev net_memif0,role=server,socket=/tmp/NAME.sock\n"
+"Every EAL lcore (-l) runs a dataplane loop on its own RX/TX queue pair.\n"
+"\n"
+"Options (after --; the same names, without dashes, in a config file):\n"
+"  -c, --config FILE     read options from FILE, an INI file with an [authd]\n"
+"                        section (key = value, keys as the long options\n"
+"                        below); options on the command line override it\n"
+"  -p, --port DEV        the port: a device name (net_memif0, net_af_packet0,\n"
+"                        0000:3b:00.0) or a port id (default 0)\n"
+"      --ip ADDR         our IPv4 address: we answer ARP for it and take\n"
+"                        datagrams sent to it (required)\n"
+"      --udp-port N      protocol port (default 7711)\n"
+"  -s, --snapshot FILE   user base to load (authdb gen, authctl snapshot save);\n"
+"                        without it the user base starts empty\n"
+"  -k, --keys FILE       gateway keys, INI: [gateway N] key.ID = 32 hex digits,\n"
+"                        allow = CIDR list; must not be readable by others\n"
+"                        (required)\n"
+"  -j, --journal DIR     ledger journal directory\n"
+"      --ack sync|async  sync: an answer that moves money leaves only after its\n"
+"                        journal batch is durable; async: at once, the journal\n"
+"                        follows (default async)\n"
+"      --mode decide|forward\n"
+"                        forward answers every valid datagram with its records\n"
+"                        echoed, without deciding: the I/O ceiling for\n"
+"                        benchmarks (default decide)\n"
+"      --ctl PATH        control socket for authctl (default: authd.sock in the\n"
+"                        EAL runtime directory, /var/run/dpdk/PREFIX/)\n"
+"      --policy FILE     policy (INI) replacing the built-in defaults\n"
+"      --users-max N     user table size (default: the snapshot's users plus\n"
+"                        1/16 headroom and 1024); k, M, G suffixes\n"
+"      --ops-max N       holds and idempotency records kept (default 4M);\n"
+"                        when full, new work is declined BUSY\n"
+"      --ring-size N     effects each lcore may have in flight to the ledger\n"
+"                        (power of two, default 65536)\n"
+"      --streams N       replay windows, one per (gateway, stream) (4096)\n"
+"      --burst N         RX burst size, 1..64 (default 32)\n"
+"      --rx-desc N, --tx-desc N\n"
+"                        descriptors per queue (default: the driver's)\n"
+"      --promiscuous     accept frames for any MAC\n"
+"      --clock real|fixed:UNIX_SECONDS\n"
+"                        fixed freezes time (tests; authctl clock set moves it)\n"
+"      --log-level LEVEL error, warning, notice (default), info, debug\n"
+"  -h, --help            this text\n"
+"  -V, --version         version\n"
+"\n"
+"Examples:\n"
+"  authd --no-huge --no-pci -m 512 --file-prefix demo -l 0 \\\n"
+"        --vdev net_memif0,role=server,socket=/tmp/demo.sock -- \\\n"
+"        --port net_memif0 --ip 10.0.0.1 --snapshot users.snap --keys keys.ini\n"
+"  authd -l 2-5 -a 0000:3b:00.0 -- -c /etc/authd/authd.ini\n"
+"\n"
+"Control: authctl -f PREFIX stats | user show ID | ... (authctl --help).\n"
+"Signals: SIGINT/SIGTERM stop RX, drain and exit 0; a second one exits at once.\n",
+		prog);
+}
+
+static void
+on_signal(int sig)
+{
+	static const char msg[] = "authd: second signal, exiting at once\n";
+
+	if (g_ctx && __atomic_exchange_n(&g_ctx->stop, 1, __ATOMIC_RELAXED)) {
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+			_exit(130);
+		_exit(130);
+	}
+	(void)sig;
+}
+
+static bool
+has_arg(int argc, char **argv, const char *arg)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], arg))
+			return true;
+	return false;
+}
+
+/* Without hugepages the EAL fails with a puzzling message: say what to do. */
+static bool
+hugepages_missing(int argc, char **argv)
+{
+	FILE *f;
+	char line[128];
+	long total = 0;
+
+	if (has_arg(argc, argv, "--no-huge"))
+		return false;
+	f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Total: %ld", &total) == 1)
+			break;
+	fclose(f);
+	return total == 0;
+}
+
+static void
+die(const char *fmt, const char *what)
+{
+	fprintf(stderr, "authd: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+static int
+app_args(struct dp_config *cfg, int argc, char **argv)
+{
+	char err[512];
+	int rc;
+
+	dp_config_default(cfg);
+	rc = dp_config_args(cfg, argc, argv, err, sizeof(err));
+	if (rc == DP_CONFIG_HELP) {
+		usage(stdout, "authd");
+		exit(0);
+	}
+	if (rc == DP_CONFIG_VERSION) {
+		printf("authd %s (DPDK %s)\n", AUTHD_VERSION, rte_version());
+		exit(0);
+	}
+	if (rc || dp_config_check(cfg, err, sizeof(err)))
+		die("%s", err);
+	return 0;
+}
+
+static void
+load_progress(uint64_t done, uint64_t total)
+{
+	fprintf(stderr, "\rauthd: loading users %llu/%llu",
+		(unsigned long long)done, (unsigned long long)total);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+static struct lim_db *
+load_db(const struct dp_config *cfg, unsigned shards)
+{
+	struct lim_db_config dc = {
+		.users_max = cfg->users_max ? cfg->users_max : 1024,
+		.ops_max = cfg->ops_max,
+		.merchants_max = 1024,
+		.groups_max = 1024,
+		.shards = shards,
+	};
+	char err[512];
+	struct lim_db *db;
+
+	if (!cfg->snapshot[0]) {
+		if (cfg->mode == DP_MODE_DECIDE)
+			RTE_LOG(WARNING, USER1,
+				"no --snapshot: starting with an empty user base\n");
+		db = lim_db_create(&dc);
+		if (!db)
+			die("%s", "cannot allocate the tables (out of memory?)");
+		return db;
+	}
+	db = lim_snapshot_load(cfg->snapshot, &dc, isatty(2) ? load_progress : NULL,
+			       err, sizeof(err));
+	if (!db)
+		die("%s", err);
+	return db;
+}
+
+static void
+setup_port(struct dp_ctx *ctx)
+{
+	unsigned lcores[DP_LCORES_MAX], n = 0, id;
+	struct nic_port_conf pc = {0};
+	char list[512];
+
+	RTE_LCORE_FOREACH(id)
+		if (n < DP_LCORES_MAX)
+			lcores[n++] = id;
+	if (nic_port_by_name(ctx->cfg.port, &pc.port_id)) {
+		nic_port_list(list, sizeof(list));
+		fprintf(stderr, "authd: --port %s: no such port; ports: %s\n",
+			ctx->cfg.port, list[0] ? list : "none (add --vdev or a PCI device)");
+		exit(1);
+	}
+	pc.queues = (uint16_t)n;
+	pc.rx_ring_size = ctx->cfg.rx_ring;
+	pc.tx_ring_size = ctx->cfg.tx_ring;
+	pc.promiscuous = ctx->cfg.promiscuous;
+	pc.lcores = lcores;
+	if (nic_port_init(&pc, &ctx->port))
+		die("%s", "port bring-up failed (see the message above)");
+	nic_host_from_port(&ctx->host, &ctx->port, ctx->cfg.ip, ctx->cfg.udp_port);
+	ctx->n_lcores = n;
+}
+
+static void
+setup_lcores(struct dp_ctx *ctx)
+{
+	unsigned id, q = 0;
+
+	RTE_LCORE_FOREACH(id) {
+		if (q == ctx->n_lcores)
+			break;
+		ctx->lc[q] = dp_lcore_create(ctx, id, (uint16_t)q, q);
+		if (!ctx->lc[q])
+			die("%s", "cannot allocate an lcore's rings (raise EAL -m)");
+		q++;
+	}
+}
+
+static void
+setup(struct dp_ctx *ctx)
+{
+	char err[512];
+
+	dp_clock_init(&ctx->clock, ctx->cfg.clock_mode, ctx->cfg.clock_fixed_s);
+	ctx->keyring = auth_keyring_load(ctx->cfg.keys, err, sizeof(err));
+	if (!ctx->keyring)
+		die("%s", err);
+	ctx->replay = auth_replay_create(ctx->cfg.streams);
+	if (!ctx->replay)
+		die("%s", "cannot allocate the replay windows");
+	setup_port(ctx);
+	/* Shards: one per dataplane lcore, then the control plane, the ledger. */
+	ctx->db = load_db(&ctx->cfg, ctx->n_lcores + 2);
+	setup_lcores(ctx);
+	ctx->ledger = dp_ledger_start(ctx);
+	if (!ctx->ledger)
+		die("%s", "cannot start the ledger worker");
+	ctx->ctl = dp_ctl_start(ctx);
+	if (!ctx->ctl)
+		die("%s", "cannot open the control socket (see above)");
+	if (dp_telemetry_register(ctx))
+		RTE_LOG(WARNING, USER1, "telemetry commands not registered\n");
+}
+
+static void
+print_summary(FILE *f, const struct dp_ctx *ctx)
+{
+	struct dp_stats s;
+
+	dp_stats_sum(ctx, &s);
+	fprintf(f, "authd: rx %llu tx %llu datagrams %llu records %llu "
+		   "approved %llu declined %llu errors %llu effects %llu\n",
+		(unsigned long long)s.c[DP_C_rx_pkts],
+		(unsigned long long)s.c[DP_C_tx_pkts],
+		(unsigned long long)s.c[DP_C_dgrams],
+		(unsigned long long)s.c[DP_C_records],
+		(unsigned long long)s.status[0], (unsigned long long)s.status[1],
+		(unsigned long long)s.status[2],
+		(unsigned long long)s.c[DP_C_effects]);
+}
+
+static void
+shutdown_all(struct dp_ctx *ctx)
+{
+	rte_eal_mp_wait_lcore();
+	dp_ledger_stop(ctx->ledger);
+	dp_ctl_stop(ctx->ctl);
+	print_summary(stderr, ctx);
+	nic_port_close(&ctx->port);
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		dp_lcore_free(ctx->lc[i]);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct dp_ctx ctx;
+	int eal;
+
+	if (has_arg(argc, argv, "-h") || has_arg(argc, argv, "--help")) {
+		usage(stdout, "authd");
+		return 0;
+	}
+	if (hugepages_missing(argc, argv)) {
+		fprintf(stderr,
+			"authd: no hugepages are set up. Reserve some, e.g.\n"
+			"  echo 1024 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages\n"
+			"and mount hugetlbfs (dpdk-hugepages.py --setup 2G does both),\n"
+			"or, for tests, pass --no-huge -m 512 to the EAL.\n");
+		return 1;
+	}
+	eal = rte_eal_init(argc, argv);
+	if (eal < 0)
+		die("EAL initialisation failed: %s", rte_strerror(rte_errno));
+	app_args(&ctx.cfg, argc - eal, argv + eal);
+	rte_log_set_global_level((uint32_t)ctx.cfg.log_level);
+	g_ctx = &ctx;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	setup(&ctx);
+	RTE_LOG(NOTICE, USER1,
+		"authd %s: %s mode, ack %s, %u dataplane lcore(s), %llu users\n",
+		AUTHD_VERSION, ctx.cfg.mode == DP_MODE_FORWARD ? "forward" : "decide",
+		ctx.cfg.ack == DP_ACK_SYNC ? "sync" : "async", ctx.n_lcores,
+		(unsigned long long)lim_users_count(ctx.db->users));
+	rte_eal_mp_remote_launch(dp_lcore_main, &ctx, CALL_MAIN);
+	shutdown_all(&ctx);
+	rte_eal_cleanup();
+	return 0;
+}

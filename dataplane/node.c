@@ -1,0 +1,419 @@
+/*
+ * node.c - the data path: one dataplane lcore's burst loop.
+ *
+ * Per burst (house style, l3fwd/VPP shape):
+ *   RX burst -> classify frames (nic) -> parse + verify datagrams (auth codec)
+ *   -> find every record's user for the whole burst at once (the index and
+ *   slot lines are prefetched together) -> decide and apply each record in
+ *   place -> tag the answers, swap headers -> TX burst; effects go to the
+ *   ledger ring in one bulk enqueue.
+ *
+ * Owns: its dp_lcore (counters, scratch, held answers); reads the database,
+ * the keyring and the policy as a QSBR reader, reporting a quiescent state
+ * once per loop. No allocation, lock (other than the per-user lock byte in
+ * auth_exec_one), system call or log line after start.
+ *
+ * Durability (--ack sync): an answer whose records moved money is held in a
+ * FIFO until the ledger worker says its largest ledger_seq is durable; the
+ * FIFO is in seq order because this lcore's seqs only grow. Answers without
+ * money (declines, duplicates of durable answers, errors) go out at once.
+ * When the FIFO is full the lcore stops receiving: backpressure, not loss.
+ *
+ * The ledger ring never overflows: before a datagram is decided the lcore
+ * checks the ring has room for all its records; if not, every record of the
+ * datagram is answered BUSY and nothing is decided.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring_elem.h>
+#include <urcu-qsbr.h>
+
+#include "dp.h"
+
+#define DP_RECORDS_MAX (DP_BURST_MAX * AUTH_RECORDS_MAX)
+
+/* Per-burst scratch, allocated once per lcore. */
+struct dp_scratch {
+	struct rte_mbuf *pkts[DP_BURST_MAX];
+	struct nic_rx rx[DP_BURST_MAX];
+	struct auth_dgram dg[DP_BURST_MAX];
+	uint16_t dg_pkt[DP_BURST_MAX];          /* dg[i] is in pkts[dg_pkt[i]] */
+	struct rte_mbuf *tx[DP_BURST_MAX + DP_HELD_MAX];
+	struct rte_mbuf *drop[DP_BURST_MAX];
+	uint64_t ids[DP_RECORDS_MAX];
+	struct lim_user *users[DP_RECORDS_MAX];
+	struct lim_effect eff[DP_RECORDS_MAX];
+};
+
+static struct dp_scratch *
+scratch(struct dp_lcore *lc)
+{
+	return (struct dp_scratch *)lc->scratch;
+}
+
+static inline void
+count(struct dp_lcore *lc, enum dp_counter c, uint64_t n)
+{
+	lc->st.c[c] += n;
+}
+
+static inline uint32_t
+src_ip(const struct rte_mbuf *m)
+{
+	const struct rte_ipv4_hdr *ip =
+		rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
+
+	return rte_be_to_cpu_32(ip->src_addr);
+}
+
+/* Recompute "now" when the second changed (day/month starts included). */
+static void
+now_refresh(struct dp_lcore *lc)
+{
+	uint32_t s = dp_clock_now_s(&lc->ctx->clock);
+
+	if (s == lc->now_s)
+		return;
+	lc->now_s = s;
+	auth_now_set(&lc->x.now, s, lim_policy_get(lc->ctx->db)->tz_offset_s);
+}
+
+/*
+ * Classify the burst and parse every protocol datagram; ARP/ICMP answers go
+ * to TX, everything else that is not a valid datagram is dropped. Returns
+ * the number of valid datagrams in s->dg.
+ */
+static uint16_t
+parse_burst(struct dp_lcore *lc, uint16_t n, uint16_t *n_tx, uint16_t *n_drop)
+{
+	struct dp_ctx *ctx = lc->ctx;
+	struct dp_scratch *s = scratch(lc);
+	const struct auth_keyring *kr = rcu_dereference(ctx->keyring);
+	uint16_t nd = 0;
+
+	nic_classify_burst(&ctx->host, s->pkts, n, s->rx, &lc->st.nic);
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = s->pkts[i];
+		enum auth_drop why;
+
+		if (s->rx[i].verdict == NIC_ANSWER) {
+			s->tx[(*n_tx)++] = m;
+			continue;
+		}
+		if (s->rx[i].verdict != NIC_PROTO) {
+			s->drop[(*n_drop)++] = m;
+			continue;
+		}
+		why = auth_dgram_parse(s->rx[i].payload, s->rx[i].payload_len, kr,
+				       ctx->replay, src_ip(m), &s->dg[nd]);
+		if (why != AUTH_DROP_NONE) {
+			lc->st.drop[why]++;
+			s->drop[(*n_drop)++] = m;
+			continue;
+		}
+		s->dg_pkt[nd++] = i;
+	}
+	return nd;
+}
+
+/* Every record's user, found for the whole burst at once. */
+static void
+find_users(struct dp_lcore *lc, uint16_t nd)
+{
+	struct dp_scratch *s = scratch(lc);
+	unsigned k = 0;
+
+	for (uint16_t i = 0; i < nd; i++)
+		for (unsigned j = 0; j < s->dg[i].count; j++)
+			s->ids[k++] = s->dg[i].rec[j].user_id;
+	lim_users_find_burst(lc->x.db->users, s->ids, k, s->users);
+}
+
+static void
+count_answer(struct dp_lcore *lc, const struct auth_resp *a)
+{
+	lc->st.status[a->status < 3 ? a->status : 2]++;
+	lc->st.reason[a->reason < AUTH_REASONS ? a->reason : 0]++;
+}
+
+/*
+ * Decide the records of one datagram in place. Returns the largest
+ * ledger_seq among its answers (0: nothing to wait for).
+ */
+static uint64_t
+decide_dgram(struct dp_lcore *lc, struct auth_dgram *d, unsigned *k,
+	     unsigned *ne)
+{
+	struct dp_scratch *s = scratch(lc);
+	uint64_t seq_max = 0;
+
+	for (unsigned j = 0; j < d->count; j++, (*k)++) {
+		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
+
+		if (auth_exec_one(&lc->x, d->hdr->gateway_id, &d->rec[j],
+				  s->users[*k], a, &s->eff[*ne]) ==
+		    AUTH_EXEC_RECORDED)
+			(*ne)++;
+		if (a->ledger_seq > seq_max)
+			seq_max = a->ledger_seq;
+		count_answer(lc, a);
+	}
+	return seq_max;
+}
+
+static void
+busy_dgram(struct dp_lcore *lc, struct auth_dgram *d)
+{
+	for (unsigned j = 0; j < d->count; j++) {
+		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
+
+		auth_answer_only(&d->rec[j], a, AUTH_STATUS_DECLINED,
+				 AUTH_REASON_BUSY);
+		count_answer(lc, a);
+	}
+	count(lc, DP_C_ring_full, 1);
+}
+
+/* Tag the answer, turn the frame around; false if it could not be. */
+static bool
+answer(struct dp_lcore *lc, struct auth_dgram *d, struct rte_mbuf *m)
+{
+	uint32_t len = auth_dgram_finish(d);
+
+	count(lc, DP_C_dgrams, 1);
+	count(lc, DP_C_records, d->count);
+	return nic_swap_to_reply(&lc->ctx->host, m, (uint16_t)len) == 0;
+}
+
+static void
+hold(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t seq)
+{
+	lc->held[lc->held_tail % DP_HELD_MAX] = (struct dp_held){m, seq};
+	lc->held_tail++;
+	count(lc, DP_C_held, 1);
+}
+
+static bool
+held_full(const struct dp_lcore *lc)
+{
+	return lc->held_tail - lc->held_head > DP_HELD_MAX - DP_BURST_MAX;
+}
+
+/* Decide (or echo, in forward mode) every valid datagram of the burst. */
+static void
+decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
+	     uint16_t *n_drop)
+{
+	struct dp_scratch *s = scratch(lc);
+	bool forward = lc->ctx->cfg.mode == DP_MODE_FORWARD;
+	bool sync = lc->ctx->cfg.ack == DP_ACK_SYNC;
+	uint64_t durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
+	unsigned room = forward ? 0 : rte_ring_free_count(lc->effects);
+	unsigned k = 0, ne = 0;
+
+	if (!forward)
+		find_users(lc, nd);
+	for (uint16_t i = 0; i < nd; i++) {
+		struct auth_dgram *d = &s->dg[i];
+		struct rte_mbuf *m = s->pkts[s->dg_pkt[i]];
+		uint64_t seq = 0;
+
+		if (forward) {
+			/* records echoed as they came */
+		} else if (ne + d->count > room) {
+			busy_dgram(lc, d);
+			k += d->count;
+		} else {
+			seq = decide_dgram(lc, d, &k, &ne);
+		}
+		if (!answer(lc, d, m))
+			s->drop[(*n_drop)++] = m;
+		else if (sync && seq > durable)
+			hold(lc, m, seq);
+		else
+			s->tx[(*n_tx)++] = m;
+	}
+	if (ne) {
+		unsigned q = rte_ring_sp_enqueue_bulk_elem(
+			lc->effects, s->eff, sizeof(struct lim_effect), ne, NULL);
+		/* Room was checked and only this lcore produces: cannot fail. */
+		RTE_VERIFY(q == ne);
+		count(lc, DP_C_effects, ne);
+	}
+}
+
+/* Answers whose journal batch became durable join the TX burst. */
+static uint16_t
+release_held(struct dp_lcore *lc, uint16_t n_tx)
+{
+	struct dp_scratch *s = scratch(lc);
+	uint64_t durable;
+
+	if (lc->held_head == lc->held_tail)
+		return n_tx;
+	durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
+	while (lc->held_head != lc->held_tail &&
+	       lc->held[lc->held_head % DP_HELD_MAX].seq <= durable) {
+		s->tx[n_tx++] = lc->held[lc->held_head % DP_HELD_MAX].m;
+		lc->held_head++;
+	}
+	return n_tx;
+}
+
+static void
+tx_flush(struct dp_lcore *lc, uint16_t n)
+{
+	struct dp_scratch *s = scratch(lc);
+	uint16_t port = lc->ctx->port.port_id;
+	uint16_t sent = 0;
+
+	for (unsigned r = 0; sent < n && r <= DP_TX_RETRIES; r++) {
+		if (r)
+			count(lc, DP_C_tx_retries, 1);
+		sent += rte_eth_tx_burst(port, lc->queue, s->tx + sent, n - sent);
+	}
+	count(lc, DP_C_tx_pkts, sent);
+	if (sent < n) {
+		count(lc, DP_C_tx_dropped, n - sent);
+		rte_pktmbuf_free_bulk(s->tx + sent, n - sent);
+	}
+}
+
+static void
+burst(struct dp_lcore *lc, uint16_t n)
+{
+	struct dp_scratch *s = scratch(lc);
+	uint64_t t0 = rte_rdtsc();
+	uint16_t n_tx = 0, n_drop = 0, nd;
+
+	now_refresh(lc);
+	nd = parse_burst(lc, n, &n_tx, &n_drop);
+	if (nd)
+		decide_burst(lc, nd, &n_tx, &n_drop);
+	n_tx = release_held(lc, n_tx);
+	if (n_tx)
+		tx_flush(lc, n_tx);
+	if (n_drop)
+		rte_pktmbuf_free_bulk(s->drop, n_drop);
+	count(lc, DP_C_busy_cycles, rte_rdtsc() - t0);
+	count(lc, DP_C_busy_pkts, n);
+}
+
+static struct dp_lcore *
+self(struct dp_ctx *ctx)
+{
+	unsigned id = rte_lcore_id();
+
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		if (ctx->lc[i]->lcore_id == id)
+			return ctx->lc[i];
+	return NULL;
+}
+
+int
+dp_lcore_main(void *arg)
+{
+	struct dp_ctx *ctx = arg;
+	struct dp_lcore *lc = self(ctx);
+	uint16_t burst_max = ctx->cfg.burst;
+
+	if (!lc)
+		return 0;
+	rcu_register_thread();
+	while (!__atomic_load_n(&ctx->stop, __ATOMIC_RELAXED)) {
+		uint16_t n = 0;
+
+		count(lc, DP_C_loops, 1);
+		if (!held_full(lc))
+			n = rte_eth_rx_burst(ctx->port.port_id, lc->queue,
+					     scratch(lc)->pkts, burst_max);
+		lc->st.burst[n]++;
+		if (n) {
+			count(lc, DP_C_rx_pkts, n);
+			burst(lc, n);
+		} else {
+			uint16_t t = release_held(lc, 0);
+			if (t)
+				tx_flush(lc, t);
+		}
+		rcu_quiescent_state();
+	}
+	/* Stopped: no more RX; let the ledger make the held answers durable. */
+	while (lc->held_head != lc->held_tail) {
+		uint16_t t = release_held(lc, 0);
+		if (t)
+			tx_flush(lc, t);
+		rcu_quiescent_state();
+		rte_pause();
+	}
+	rcu_unregister_thread();
+	__atomic_add_fetch(&ctx->rx_stopped, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+struct dp_lcore *
+dp_lcore_create(struct dp_ctx *ctx, unsigned lcore_id, uint16_t queue,
+		unsigned shard)
+{
+	char name[RTE_RING_NAMESIZE];
+	int socket = (int)rte_lcore_to_socket_id(lcore_id);
+	struct dp_lcore *lc = rte_zmalloc_socket("dp_lcore", sizeof(*lc),
+						 RTE_CACHE_LINE_SIZE, socket);
+
+	if (!lc)
+		return NULL;
+	lc->scratch = rte_zmalloc_socket("dp_scratch", sizeof(struct dp_scratch),
+					 RTE_CACHE_LINE_SIZE, socket);
+	snprintf(name, sizeof(name), "authd_eff_%u", lcore_id);
+	lc->effects = rte_ring_create_elem(name, sizeof(struct lim_effect),
+					   ctx->cfg.ring_size, socket,
+					   RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (!lc->scratch || !lc->effects) {
+		dp_lcore_free(lc);
+		return NULL;
+	}
+	lc->ctx = ctx;
+	lc->lcore_id = lcore_id;
+	lc->queue = queue;
+	lc->x.db = ctx->db;
+	lc->x.shard = shard;
+	return lc;
+}
+
+void
+dp_lcore_free(struct dp_lcore *lc)
+{
+	if (!lc)
+		return;
+	rte_ring_free(lc->effects);
+	rte_free(lc->scratch);
+	rte_free(lc);
+}
+
+void
+dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < ctx->n_lcores; i++) {
+		const struct dp_stats *st = &ctx->lc[i]->st;
+
+		for (unsigned c = 0; c < DP_COUNTERS; c++)
+			sum->c[c] += st->c[c];
+		for (unsigned c = 0; c < 3; c++)
+			sum->status[c] += st->status[c];
+		for (unsigned c = 0; c < AUTH_REASONS; c++)
+			sum->reason[c] += st->reason[c];
+		for (unsigned c = 0; c < AUTH_DROPS; c++)
+			sum->drop[c] += st->drop[c];
+		for (unsigned c = 0; c <= DP_BURST_MAX; c++)
+			sum->burst[c] += st->burst[c];
+		nic_counters_add(&sum->nic, &st->nic);
+	}
+}
