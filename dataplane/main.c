@@ -188,7 +188,7 @@ static struct lim_db *
 load_db(const struct dp_config *cfg, unsigned shards)
 {
 	struct lim_db_config dc = {
-		.users_max = cfg->users_max ? cfg->users_max : 1024,
+		.users_max = cfg->users_max ? cfg->users_max : 65536,
 		.ops_max = cfg->ops_max,
 		.merchants_max = 1024,
 		.groups_max = 1024,
@@ -206,8 +206,9 @@ load_db(const struct dp_config *cfg, unsigned shards)
 			die("%s", "cannot allocate the tables (out of memory?)");
 		return db;
 	}
+	dc.users_max = cfg->users_max;
 	db = lim_snapshot_load(cfg->snapshot, &dc, isatty(2) ? load_progress : NULL,
-			       err, sizeof(err));
+			       NULL, err, sizeof(err));
 	if (!db)
 		die("%s", err);
 	return db;

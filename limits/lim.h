@@ -503,22 +503,51 @@ int lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 /* ------------------------------------------------------------------------ */
 /* Snapshots and imports                                                      */
 
+/*
+ * Snapshots are taken while the dataplane runs (no stop): each user is
+ * copied under its lock together with the ledger seq at that moment (its
+ * stamp), each op entry under its user's lock (entries carry last_seq), each
+ * group's state under the group lock with its stamp. Recovery replays a
+ * journal effect with seq > seq_start onto a user only if seq > the user's
+ * stamp, onto an entry only if seq > its last_seq, onto a group only if seq >
+ * its stamp; effects with seq <= seq_start are in the snapshot already.
+ * Budgets (ceiling, funder quotas) are not saved: they are derived on load
+ * from the balances and the entries.
+ */
+struct lim_snapshot_meta {
+	uint64_t seq_start;        /* db->seq when the save began */
+	uint64_t seq_end;          /* db->seq when it ended */
+	uint32_t created_s;
+	uint64_t users;
+	uint32_t *user_stamp;      /* [users] by slot: stamp - seq_start */
+	uint64_t groups;
+	uint32_t *group_id;        /* [groups] */
+	uint32_t *group_stamp;     /* [groups]: stamp - seq_start */
+};
+
+void lim_snapshot_meta_free(struct lim_snapshot_meta *m);
+
 /**
  * Write every table of @p db to @p path (versioned, sectioned, checksummed;
- * written to a temporary file, fsynced, renamed). Updater only, with the
- * dataplane stopped or quiescent. 0 or negative errno; @p err says why.
+ * written to a temporary file in the same directory, fsynced, renamed, the
+ * directory fsynced), consistently per record as described above, without
+ * stopping the dataplane. Call from one updater thread with the QSBR read
+ * side online. 0 or negative errno; @p err says why.
  */
 int lim_snapshot_save(struct lim_db *db, const char *path, char *err,
 		      size_t errlen);
 
 /**
- * Load a snapshot into a new database. @p progress (may be NULL) is called
- * now and then with users loaded so far. A damaged or truncated file is
- * refused with the offset and the reason in @p err. NULL on failure.
+ * Load a snapshot into a new database sized by @p extra (0 fields: from the
+ * file, with headroom). @p progress (may be NULL) is called now and then with
+ * users loaded so far. @p meta (may be NULL) receives what recovery needs.
+ * A damaged or truncated file is refused with the byte offset and the reason
+ * in @p err. NULL on failure.
  */
 struct lim_db *lim_snapshot_load(const char *path,
 				 const struct lim_db_config *extra,
 				 void (*progress)(uint64_t done, uint64_t total),
-				 char *err, size_t errlen);
+				 struct lim_snapshot_meta *meta, char *err,
+				 size_t errlen);
 
 #endif /* LIM_H */
