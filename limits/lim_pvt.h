@@ -6,6 +6,7 @@
 #define LIM_PVT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,5 +42,154 @@ _Static_assert(sizeof(struct lim_op) == 128, "lim_op is two cache lines");
 _Static_assert(sizeof(struct lim_effect) == 128, "lim_effect is 128 bytes");
 _Static_assert(offsetof(struct lim_effect, check) == 124, "check is last");
 _Static_assert(sizeof(struct lim_tier) == 32, "lim_tier layout");
+
+/* ------------------------------------------------------------------------ */
+/* Hashing                                                                    */
+
+/*
+ * The one mixer of the module (user ids, kv keys, ops keys): the splitmix64
+ * finaliser (Stafford's "Mix13" variant), a bijection on 64 bits whose every
+ * output bit depends on every input bit. Not keyed: ids come from
+ * authenticated gateways and the control plane, not from the open network.
+ */
+static inline uint64_t
+lim_mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spin locks (user slots, group states, ops partitions)                      */
+
+/*
+ * In debug builds a waiter spins in chunks of LIM_SPIN_MAX pauses; after each
+ * chunk it yields the CPU once (a preempted holder on an oversubscribed test
+ * machine gets to run) and after LIM_SPIN_CHUNKS_MAX chunks (seconds of
+ * waiting) it aborts: that is a deadlock, not contention. Release builds spin
+ * on pauses only: dataplane threads are pinned and never make a syscall.
+ */
+#define LIM_SPIN_CHUNKS_MAX 256u
+
+static inline void
+lim_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/** Slow path of lim_spin_lock(): test-and-test-and-set with pauses. */
+void lim_spin_wait(uint8_t *lock);
+
+static inline void
+lim_spin_lock(uint8_t *lock)
+{
+	if (__builtin_expect(!__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE),
+			     1))
+		return;
+	lim_spin_wait(lock);
+}
+
+static inline void
+lim_spin_unlock(uint8_t *lock)
+{
+	LIM_ASSERT(__atomic_load_n(lock, __ATOMIC_RELAXED) == 1);
+	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------------------ */
+/* RCU glue                                                                   */
+
+/*
+ * liburcu 0.13 publishes with volatile accesses and asm fences and reports
+ * QSBR quiescent states inside the (uninstrumented) library, so
+ * ThreadSanitizer sees neither the publication of a record nor the grace
+ * period before its free. In TSan builds the module therefore publishes RCU
+ * pointers with C11 release/acquire, and models the grace period with one
+ * sync object: readers release it at each quiescent state
+ * (lim_quiescent_state()), deferred frees acquire it before freeing. Outside
+ * TSan builds these are the plain liburcu primitives and no-ops.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define LIM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LIM_TSAN 1
+#endif
+#endif
+
+#ifdef LIM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern int lim_tsan_gp;
+#define LIM_TSAN_GP_RELEASE() __tsan_release(&lim_tsan_gp)
+#define LIM_TSAN_GP_ACQUIRE() __tsan_acquire(&lim_tsan_gp)
+#define LIM_RCU_ASSIGN(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#define LIM_RCU_DEREF(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#else
+#define LIM_TSAN_GP_RELEASE() ((void)0)
+#define LIM_TSAN_GP_ACQUIRE() ((void)0)
+#define LIM_RCU_ASSIGN(p, v) rcu_assign_pointer(p, v)
+#define LIM_RCU_DEREF(p) rcu_dereference(p)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* kv.c: RCU hash of immutable fixed-size records keyed by their first field  */
+
+/**
+ * Create a table of records of @p rec_size bytes whose key is the first
+ * @p key_size (4 or 8) bytes. @p size_hint sizes the initial bucket array.
+ * NULL on failure.
+ */
+struct lim_kv *lim_kv_create(size_t rec_size, size_t key_size,
+			     uint64_t size_hint);
+/**
+ * Free @p kv and its records, calling @p fini (may be NULL) on each live one.
+ * Updater, registered and online, with no reader left.
+ */
+void lim_kv_free(struct lim_kv *kv, void (*fini)(void *rec));
+/** The record with @p key or NULL. QSBR read side online. */
+const void *lim_kv_find(struct lim_kv *kv, uint64_t key);
+/** Insert or replace a copy of @p rec. Updater only. 0 or -ENOMEM. */
+int lim_kv_set(struct lim_kv *kv, const void *rec);
+/** Delete @p key. Updater only. 0 or -ENOENT. */
+int lim_kv_del(struct lim_kv *kv, uint64_t key);
+
+/* ------------------------------------------------------------------------ */
+/* budget.c internals (tests and the control plane)                           */
+
+/** The global room alone. */
+int64_t lim_budget_global(const struct lim_budget *b);
+/** Shard @p s's room alone (exact only from its owner or when quiescent). */
+int64_t lim_budget_shard_room(const struct lim_budget *b, unsigned s);
+int64_t lim_budget_chunk(const struct lim_budget *b);
+unsigned lim_budget_shards(const struct lim_budget *b);
+/** Change the refill chunk (control plane; owners use it from their next
+ * refill or give on). */
+void lim_budget_set_chunk(struct lim_budget *b, int64_t chunk_fen);
+
+/* ------------------------------------------------------------------------ */
+/* ops.c internals (tests)                                                    */
+
+unsigned lim_ops_partitions(const struct lim_ops *s);
+/** Entries one partition can hold. */
+uint64_t lim_ops_part_capacity(const struct lim_ops *s);
+uint64_t lim_ops_part_count(const struct lim_ops *s, unsigned p);
+/** The partition that holds key (gateway_id, request_id). */
+unsigned lim_ops_part_of(const struct lim_ops *s, uint32_t gateway_id,
+			 uint64_t request_id);
+
+/* ------------------------------------------------------------------------ */
+/* users.c internals (tests)                                                  */
+
+/** Entries of the index (a multiple of 8, load <= 0.8 at capacity). */
+uint64_t lim_users_index_len(const struct lim_users *t);
 
 #endif /* LIM_PVT_H */
