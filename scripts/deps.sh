@@ -8,7 +8,7 @@ pkgs=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev llvm
 	# engine libraries
 	dpdk libdpdk-dev liburcu-dev libjemalloc-dev libsodium-dev libjansson-dev
-	libinih-dev libxxhash-dev libpcap-dev
+	libinih-dev libxxhash-dev libpcap-dev libnats-dev
 	# tests and benchmarks
 	libcmocka-dev libbenchmark-dev redis-server redis-tools libhiredis-dev
 	nats-server iproute2 python3 gnuplot-nox valgrind linux-perf
