@@ -26,8 +26,14 @@ sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { $sudo apt-get update -qq && \
+       $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get failed (output above)" >&2
+	exit 1
+fi
 # Debian starts redis-server and nats-server as services on install; the tests
 # start their own on private ports, so stop the system copies where systemd runs.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
