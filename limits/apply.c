@@ -169,17 +169,26 @@ sat_add_u32(uint32_t a, int64_t b)
 	return v > UINT32_MAX ? UINT32_MAX : v < 0 ? 0 : (uint32_t)v;
 }
 
-/* Count a spend in the velocity windows and the month, resetting stale ones. */
+/*
+ * Count a spend in the velocity windows and the month, resetting stale ones.
+ * The windows only move forward: "now" is taken once per burst and per
+ * thread, so a thread a second behind another may count a spend after a
+ * newer one (at 23:59:59 on the last day of a month, after 00:00:00); it
+ * goes into the newest windows instead of taking them back to the old month
+ * (which would drop the new month's spend, and a later give-back could then
+ * take the month negative).
+ */
 static void
 count_spend(struct lim_user *u, const struct lim_effect *e,
 	    const struct lim_policy *p)
 {
-	uint32_t minute = e->now_s / 60;
 	uint32_t last_s = u->spend_min * 60;
+	uint32_t now_s = e->now_s > last_s ? e->now_s : last_s;
+	uint32_t minute = now_s / 60;
 
-	if (last_s < lim_month_start(e->now_s, p->tz_offset_s))
+	if (last_s < lim_month_start(now_s, p->tz_offset_s))
 		u->month_spend_fen = 0;
-	if (last_s < lim_day_start(e->now_s, p->tz_offset_s)) {
+	if (last_s < lim_day_start(now_s, p->tz_offset_s)) {
 		u->vel_day_n = 0;
 		u->vel_day_fen = 0;
 	}
@@ -194,9 +203,16 @@ count_spend(struct lim_user *u, const struct lim_effect *e,
 	u->vel_day_fen = sat_add_u32(u->vel_day_fen, e->amount_fen);
 }
 
+/*
+ * @p held_since: when the released hold was placed (its ref's created_s). A
+ * give-back (d_month < 0) comes out of the month spend only if that month
+ * holds the hold: a thread whose clock lags may release last month's hold
+ * after this month's first spend. Where clocks agree this is what
+ * auth_decide() decided (it gives back only holds placed this month).
+ */
 static void
 user_apply(struct lim_user *u, const struct lim_effect *e,
-	   const struct lim_policy *p)
+	   const struct lim_policy *p, uint32_t held_since)
 {
 	u->outstanding_fen += e->d_outstanding_fen;
 	u->holds_fen += e->d_holds_fen;
@@ -208,7 +224,9 @@ user_apply(struct lim_user *u, const struct lim_effect *e,
 		LIM_VERIFY(e->d_bucket_fen == 0);
 	if (e->count_spend)
 		count_spend(u, e, p);
-	u->month_spend_fen += e->d_month_fen;
+	if (e->d_month_fen >= 0 ||
+	    held_since >= lim_month_start(u->spend_min * 60, p->tz_offset_s))
+		u->month_spend_fen += e->d_month_fen;
 	if (e->cool_until_s > u->cool_until_s)
 		u->cool_until_s = e->cool_until_s;
 	LIM_VERIFY(u->outstanding_fen >= 0 && u->holds_fen >= 0);
@@ -217,18 +235,19 @@ user_apply(struct lim_user *u, const struct lim_effect *e,
 	LIM_VERIFY(u->month_spend_fen >= 0);
 }
 
+/* The group's month moves forward only, like the user's (count_spend). */
 static void
 group_apply(const struct lim_group *g, const struct lim_effect *e,
-	    const struct lim_policy *p)
+	    const struct lim_policy *p, uint32_t held_since)
 {
 	struct lim_group_state *gs = g->st;
 	uint32_t month = lim_month_start(e->now_s, p->tz_offset_s);
 
-	if (e->count_spend && gs->month_start_s != month) {
+	if (e->count_spend && month > gs->month_start_s) {
 		gs->month_start_s = month;
 		gs->month_spend_fen = 0;
 	}
-	if (gs->month_start_s == month)
+	if (e->d_month_fen >= 0 || held_since >= gs->month_start_s)
 		gs->month_spend_fen += e->d_month_fen;
 	LIM_VERIFY(gs->month_spend_fen >= 0);
 }
@@ -328,9 +347,9 @@ lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 		ref->last_seq = e->seq;
 	if (has_ref(e->kind))
 		ref_apply(db, fs, shard, ref, e, p);
-	user_apply(u, e, p);
+	user_apply(u, e, p, ref ? ref->created_s : e->now_s);
 	if (g && e->group_id == g->group_id)
-		group_apply(g, e, p);
+		group_apply(g, e, p, ref ? ref->created_s : e->now_s);
 	if (d_cap < 0)
 		lim_budget_give(db->cap, shard, -d_cap);
 	return 0;
