@@ -56,6 +56,9 @@ record_group(struct lim_db *db, const struct auth_req *r,
 	return gid ? lim_group_find(db, gid) : NULL;
 }
 
+/* What another user's tombstone looks like to the decision: only its state. */
+static const struct lim_op foreign_tombstone = {.state = LIM_OPS_TOMBSTONE};
+
 /* Decide and apply under the user's lock; returns lim_apply's code. */
 static int
 decide_apply(struct auth_exec *x, struct auth_in *in, struct lim_user *u,
@@ -65,11 +68,20 @@ decide_apply(struct auth_exec *x, struct auth_in *in, struct lim_user *u,
 	const struct auth_req *r = in->req;
 	struct lim_op *ref = NULL;
 	const struct lim_group *g;
-	int rc = 0;
+	int foreign, rc = 0;
 
-	in->dup = lim_ops_find(db->ops, in->gateway_id, r->request_id);
+	in->dup = lim_ops_find_owned(db->ops, in->gateway_id, r->request_id,
+				     u->user_id, &foreign);
+	if (foreign == LIM_OPS_FOREIGN_TOMBSTONE)
+		in->dup = &foreign_tombstone; /* decided REVERSED, records nothing */
+	else if (foreign)
+		return -EBADSLT;
+	/* Another user's authorization is not this record's ref: a void or
+	 * refund of it is answered as of an unknown one (its tombstone insert
+	 * then finds the id taken and leaves none). */
 	if (!in->dup && has_ref(r->op))
-		ref = lim_ops_find(db->ops, in->gateway_id, r->ref_id);
+		ref = lim_ops_find_owned(db->ops, in->gateway_id, r->ref_id,
+					 u->user_id, &foreign);
 	in->ref = ref;
 	g = record_group(db, r, ref, u->user_id);
 	in->group = g;
@@ -118,10 +130,16 @@ auth_exec_one(struct auth_exec *x, uint32_t gateway_id,
 					      : NULL;
 	for (unsigned i = 0; i < AUTH_EXEC_TRIES && rc != 0; i++) {
 		rc = decide_apply(x, &in, user, &out);
-		if (rc == -ENOSPC || rc == -EINVAL)
+		if (rc == -ENOSPC || rc == -EINVAL || rc == -EBADSLT)
 			break;
 	}
 	lim_user_unlock(user);
+	if (rc == -EBADSLT) {
+		/* The request id is another user's operation: a gateway bug. */
+		auth_answer_only(&r, resp, AUTH_STATUS_DECLINED,
+				 AUTH_REASON_BAD_STATE);
+		return AUTH_EXEC_ANSWERED;
+	}
 	if (rc != 0) {
 		auth_answer_only(&r, resp, AUTH_STATUS_DECLINED, AUTH_REASON_BUSY);
 		return AUTH_EXEC_ANSWERED;

@@ -103,6 +103,7 @@ insert_entries(struct lim_db *db, const struct lim_effect *e,
 	entry_init(&n, e, p);
 	n.request_id = e->ref_id;
 	n.state = LIM_OPS_TOMBSTONE;
+	n.op = 0; /* marks a tombstone for lookups by other users */
 	tomb = lim_ops_insert(db->ops, &n, &rc);
 	if (!tomb && rc == -ENOSPC) {
 		lim_ops_remove(db->ops, *mine);

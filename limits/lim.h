@@ -139,7 +139,7 @@ struct lim_user_ext {
 	uint64_t user_id;
 	int64_t temp_quota_fen;   /* added to the limit until temp_until_s */
 	int64_t cash_limit_fen;   /* absolute cash sub-limit; < 0 = tier default */
-	int64_t alert_fen;        /* large-spend threshold; < 0 = tier default */
+	int64_t alert_fen;        /* large-spend threshold; 0 = off, < 0 = tier default */
 	uint32_t temp_until_s;
 	uint32_t pad;
 };
@@ -352,6 +352,20 @@ void lim_ops_free(struct lim_ops *s);
 struct lim_op *lim_ops_find(struct lim_ops *s, uint32_t gateway_id,
 			    uint64_t request_id);
 
+#define LIM_OPS_FOREIGN 1            /* the id is another user's operation */
+#define LIM_OPS_FOREIGN_TOMBSTONE 2  /* ... a tombstone another user left */
+
+/**
+ * Find (gateway_id, request_id) if it belongs to @p user_id, whose lock the
+ * caller holds: the entry is then stable until the caller unlocks. If the id
+ * exists for another user, returns NULL and sets *foreign to one of
+ * LIM_OPS_FOREIGN* (only fields fixed at insertion are read), else 0.
+ * Tombstones are the entries with op 0. Any thread.
+ */
+struct lim_op *lim_ops_find_owned(struct lim_ops *s, uint32_t gateway_id,
+				  uint64_t request_id, uint64_t user_id,
+				  int *foreign);
+
 /**
  * Insert a copy of @p init (its key fields set). Caller holds the lock of
  * init->user_id. Returns the new entry, or NULL with *rc = -EEXIST or
@@ -549,5 +563,98 @@ struct lim_db *lim_snapshot_load(const char *path,
 				 void (*progress)(uint64_t done, uint64_t total),
 				 struct lim_snapshot_meta *meta, char *err,
 				 size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshot inspection (authdb info; docs/snapshot-format.md)                 */
+
+#define LIM_SNAP_SECTIONS_MAX 16
+
+struct lim_snapshot_section {
+	uint32_t type;             /* LIM_SNAP_* in docs/snapshot-format.md */
+	uint32_t record_size;
+	uint64_t count;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t checksum;         /* xxh3-64 of the payload, as recorded */
+	const char *name;          /* static string */
+};
+
+struct lim_snapshot_info {
+	uint32_t version;
+	uint32_t header_len;
+	uint64_t created_s;
+	uint64_t seq_start, seq_end;
+	uint64_t file_bytes;
+	uint32_t shards;           /* budget shards of the engine that saved */
+	unsigned n_sections;
+	struct lim_snapshot_section sec[LIM_SNAP_SECTIONS_MAX];
+};
+
+/**
+ * Read the header and section table of @p path and verify every checksum
+ * (header, section table, each section's payload), without loading any
+ * record. 0, or a negative errno with the byte offset and the reason in
+ * @p err (as lim_snapshot_load()).
+ */
+int lim_snapshot_inspect(const char *path, struct lim_snapshot_info *info,
+			 char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* CSV import (limits/csv.c; the columns are in docs/snapshot-format.md)      */
+
+/**
+ * Import the users of CSV file @p path into @p db: a header line naming the
+ * columns (any order), one user per line. Users with a temporary quota, a
+ * cash-limit or an alert override get a struct lim_user_ext and
+ * LIM_USER_EXT. Imported debt (outstanding_fen) is taken from the lending
+ * ceiling. A failure part-way leaves the users of the lines before it in
+ * @p db: import into a fresh database and drop it on error. Updater only,
+ * QSBR read side online.
+ * @param n    users imported (may be NULL)
+ * @return 0 or a negative errno; @p err names file:line, the column and why.
+ */
+int lim_csv_import_users(struct lim_db *db, const char *path, uint64_t *n,
+			 char *err, size_t errlen);
+/** Merchants CSV (merchant_id, mcc, region, blocked, subsidy, risk). */
+int lim_csv_import_merchants(struct lim_db *db, const char *path, uint64_t *n,
+			     char *err, size_t errlen);
+/** The same from memory; @p name is used in messages (fuzzing, tests). */
+int lim_csv_users_buf(struct lim_db *db, const char *name, const char *buf,
+		      size_t len, uint64_t *n, char *err, size_t errlen);
+int lim_csv_merchants_buf(struct lim_db *db, const char *name,
+			  const char *buf, size_t len, uint64_t *n, char *err,
+			  size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Synthetic base generator (limits/gen.c; deterministic from a seed)         */
+
+struct lim_gen_config {
+	uint64_t seed;
+	uint64_t users;            /* 1 .. UINT32_MAX */
+	uint64_t merchants;        /* 0: users / 10, at least 100 */
+	uint32_t now_s;            /* temporary quotas run 30 days from here */
+};
+
+/**
+ * The id of user @p index (0 .. users-1) of the base made from @p seed: a
+ * seeded permutation of 1 .. 2^63-1, so ids are unique, non-zero, spread
+ * over the whole range and fit a signed 64-bit column. A load generator
+ * enumerates the same ids from the seed.
+ */
+uint64_t lim_gen_user_id(uint64_t seed, uint64_t index);
+/** The id of merchant @p index: a seeded permutation of 1 .. 2^31-1. */
+uint32_t lim_gen_merchant_id(uint64_t seed, uint64_t index);
+/** The merchants a config asks for (its default applied). */
+uint64_t lim_gen_merchants(const struct lim_gen_config *cfg);
+
+/**
+ * Fill an empty @p db (users_max >= cfg->users) with the synthetic base of
+ * @p cfg: users (with extensions), merchants, groups, the funder table. All
+ * balances are zero. @p progress (may be NULL) is called every ~1 M users.
+ * Updater only, QSBR read side online. 0 or a negative errno with @p err.
+ */
+int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
+		 void (*progress)(uint64_t done, uint64_t total), char *err,
+		 size_t errlen);
 
 #endif /* LIM_H */

@@ -267,6 +267,33 @@ lim_ops_find(struct lim_ops *s, uint32_t gateway_id, uint64_t request_id)
 	return slot == OPS_NIL ? NULL : &part_pool(s, p)[slot];
 }
 
+struct lim_op *
+lim_ops_find_owned(struct lim_ops *s, uint32_t gateway_id,
+		   uint64_t request_id, uint64_t user_id, int *foreign)
+{
+	uint64_t h = ops_hash(gateway_id, request_id);
+	unsigned p = hash_part(s, h);
+	struct lim_op *op = NULL;
+	uint32_t slot, pos;
+
+	*foreign = 0;
+	lim_spin_lock(&s->part[p].lock);
+	slot = idx_find(s, p, h, gateway_id, request_id, &pos);
+	if (slot != OPS_NIL) {
+		/* user_id and op are read under the partition lock: they are
+		 * written only when the entry is inserted, and an entry is freed
+		 * and reused only under this lock, so the reads cannot race. */
+		op = &part_pool(s, p)[slot];
+		if (op->user_id != user_id) {
+			*foreign = op->op == 0 ? LIM_OPS_FOREIGN_TOMBSTONE
+					       : LIM_OPS_FOREIGN;
+			op = NULL;
+		}
+	}
+	lim_spin_unlock(&s->part[p].lock);
+	return op;
+}
+
 /* A free pool slot of partition @p pt, or OPS_NIL when full. Lock held. */
 static uint32_t
 slot_alloc(struct ops_part *pt, struct lim_op *pool, uint32_t per)

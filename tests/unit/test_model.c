@@ -873,11 +873,14 @@ m_exec(uint32_t gw, const struct auth_req *r, struct auth_resp *a)
 		a->self_cap_left = m_cap_left(u, m_month(u));
 		return;
 	}
+	if (d && d->user != r->user_id) {
+		/* rules 2.3: another user's operation; nothing is read of it */
+		a->reason = AUTH_REASON_BAD_STATE;
+		return;
+	}
 	if (d) {
-		/* the first answer; the ids echo this record (they differ
-		 * only when a gateway reuses an id for another user) */
+		/* the first answer, the ids echoed */
 		*a = d->answer;
-		a->user_id = r->user_id;
 		a->notes |= AUTH_NOTE_DUPLICATE;
 		return;
 	}
