@@ -79,6 +79,7 @@ struct dp_config {
 	_(ring_full, "datagrams answered BUSY: the ledger ring was full")      \
 	_(effects, "effects handed to the ledger worker")                      \
 	_(held, "answers held until their journal batch was durable")          \
+	_(risk_dropped, "decision records the risk ring could not take")     \
 	_(busy_cycles, "TSC cycles spent on non-empty bursts")                 \
 	_(busy_pkts, "frames in those bursts")
 
@@ -99,6 +100,27 @@ struct dp_stats {
 	struct nic_counters nic;
 } __rte_cache_aligned;
 
+/*
+ * What the risk workers learn from one decided record (authorize, capture,
+ * void, refund, repay; approved or not). 64 bytes, one per record, over an
+ * SP/SC ring per lcore; a full ring drops the record and counts it (risk is
+ * advisory, unlike the ledger).
+ */
+struct dp_decision {
+	uint64_t user_id;
+	uint64_t device_id;
+	int64_t amount_fen;        /* asked */
+	int64_t available_fen;     /* after the decision */
+	int64_t limit_fen;         /* the user's limit (settings) */
+	uint32_t merchant_id;
+	uint32_t now_s;
+	uint16_t region;
+	uint16_t mcc;
+	uint8_t op, product, terms, channel;
+	uint8_t status, reason, notes, pad;
+	uint32_t pad2;
+};
+
 /* An answer waiting for durability (sync ack). */
 struct dp_held {
 	struct rte_mbuf *m;
@@ -113,6 +135,7 @@ struct dp_lcore {
 	uint16_t queue;
 	struct auth_exec x;              /* db, budget shard, now */
 	struct rte_ring *effects;        /* SP/SC ring of struct lim_effect */
+	struct rte_ring *decisions;      /* SP/SC ring of struct dp_decision */
 	void *scratch;                   /* node.c's per-burst arrays */
 	uint32_t now_s;                  /* second x.now was computed for */
 	/* sync ack: a FIFO of answers in ledger-seq order */

@@ -37,6 +37,8 @@
 
 #include "dp.h"
 
+_Static_assert(sizeof(struct dp_decision) == 64, "a risk record is a cache line");
+
 #define DP_RECORDS_MAX (DP_BURST_MAX * AUTH_RECORDS_MAX)
 
 /* Per-burst scratch, allocated once per lcore. */
@@ -50,6 +52,7 @@ struct dp_scratch {
 	uint64_t ids[DP_RECORDS_MAX];
 	struct lim_user *users[DP_RECORDS_MAX];
 	struct lim_effect eff[DP_RECORDS_MAX];
+	struct dp_decision dec[DP_RECORDS_MAX];
 };
 
 static struct dp_scratch *
@@ -143,29 +146,84 @@ count_answer(struct dp_lcore *lc, const struct auth_resp *a)
 	lc->st.reason[a->reason < AUTH_REASONS ? a->reason : 0]++;
 }
 
+/* The request half of a risk record: read before the answer overwrites it. */
+static void
+decision_begin(struct dp_decision *dc, const struct auth_req *r,
+	       const struct lim_user *u, uint32_t now_s)
+{
+	dc->user_id = r->user_id;
+	dc->device_id = r->device_id;
+	dc->amount_fen = r->amount;
+	/* An unlocked read of a setting: advisory, a change may be missed. */
+	dc->limit_fen = u ? __atomic_load_n(&u->limit_fen, __ATOMIC_RELAXED) : 0;
+	dc->merchant_id = r->merchant_id;
+	dc->now_s = now_s;
+	dc->region = r->region;
+	dc->mcc = r->mcc;
+	dc->op = r->op;
+	dc->product = r->product;
+	dc->terms = r->terms;
+	dc->channel = r->channel;
+}
+
+static void
+decision_end(struct dp_decision *dc, const struct auth_resp *a)
+{
+	dc->available_fen = a->available;
+	dc->status = a->status;
+	dc->reason = a->reason;
+	dc->notes = a->notes;
+}
+
 /*
  * Decide the records of one datagram in place. Returns the largest
  * ledger_seq among its answers (0: nothing to wait for).
  */
 static uint64_t
 decide_dgram(struct dp_lcore *lc, struct auth_dgram *d, unsigned *k,
-	     unsigned *ne)
+	     unsigned *ne, unsigned *nr)
 {
 	struct dp_scratch *s = scratch(lc);
 	uint64_t seq_max = 0;
 
 	for (unsigned j = 0; j < d->count; j++, (*k)++) {
 		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
+		struct dp_decision *dc = &s->dec[*nr];
 
+		decision_begin(dc, &d->rec[j], s->users[*k], lc->now_s);
 		if (auth_exec_one(&lc->x, d->hdr->gateway_id, &d->rec[j],
 				  s->users[*k], a, &s->eff[*ne]) ==
 		    AUTH_EXEC_RECORDED)
 			(*ne)++;
+		decision_end(dc, a);
+		/* MALFORMED records carry nothing worth learning from. */
+		if (a->reason != AUTH_REASON_MALFORMED)
+			(*nr)++;
 		if (a->ledger_seq > seq_max)
 			seq_max = a->ledger_seq;
 		count_answer(lc, a);
 	}
 	return seq_max;
+}
+
+/* Hand the burst's effects to the ledger and its decisions to risk. */
+static void
+hand_off(struct dp_lcore *lc, unsigned ne, unsigned nr)
+{
+	struct dp_scratch *s = scratch(lc);
+
+	if (ne) {
+		unsigned q = rte_ring_sp_enqueue_bulk_elem(
+			lc->effects, s->eff, sizeof(struct lim_effect), ne, NULL);
+		/* Room was checked and only this lcore produces: cannot fail. */
+		RTE_VERIFY(q == ne);
+		count(lc, DP_C_effects, ne);
+	}
+	if (nr && lc->decisions) {
+		unsigned q = rte_ring_sp_enqueue_burst_elem(
+			lc->decisions, s->dec, sizeof(struct dp_decision), nr, NULL);
+		count(lc, DP_C_risk_dropped, nr - q);
+	}
 }
 
 static void
@@ -216,7 +274,7 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 	bool sync = lc->ctx->cfg.ack == DP_ACK_SYNC;
 	uint64_t durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
 	unsigned room = forward ? 0 : rte_ring_free_count(lc->effects);
-	unsigned k = 0, ne = 0;
+	unsigned k = 0, ne = 0, nr = 0;
 
 	if (!forward)
 		find_users(lc, nd);
@@ -231,7 +289,7 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 			busy_dgram(lc, d);
 			k += d->count;
 		} else {
-			seq = decide_dgram(lc, d, &k, &ne);
+			seq = decide_dgram(lc, d, &k, &ne, &nr);
 		}
 		if (!answer(lc, d, m))
 			s->drop[(*n_drop)++] = m;
@@ -240,13 +298,7 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 		else
 			s->tx[(*n_tx)++] = m;
 	}
-	if (ne) {
-		unsigned q = rte_ring_sp_enqueue_bulk_elem(
-			lc->effects, s->eff, sizeof(struct lim_effect), ne, NULL);
-		/* Room was checked and only this lcore produces: cannot fail. */
-		RTE_VERIFY(q == ne);
-		count(lc, DP_C_effects, ne);
-	}
+	hand_off(lc, ne, nr);
 }
 
 /* Answers whose journal batch became durable join the TX burst. */
@@ -375,7 +427,11 @@ dp_lcore_create(struct dp_ctx *ctx, unsigned lcore_id, uint16_t queue,
 	lc->effects = rte_ring_create_elem(name, sizeof(struct lim_effect),
 					   ctx->cfg.ring_size, socket,
 					   RING_F_SP_ENQ | RING_F_SC_DEQ);
-	if (!lc->scratch || !lc->effects) {
+	snprintf(name, sizeof(name), "authd_dec_%u", lcore_id);
+	lc->decisions = rte_ring_create_elem(name, sizeof(struct dp_decision),
+					     ctx->cfg.ring_size, socket,
+					     RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (!lc->scratch || !lc->effects || !lc->decisions) {
 		dp_lcore_free(lc);
 		return NULL;
 	}
@@ -393,6 +449,7 @@ dp_lcore_free(struct dp_lcore *lc)
 	if (!lc)
 		return;
 	rte_ring_free(lc->effects);
+	rte_ring_free(lc->decisions);
 	rte_free(lc->scratch);
 	rte_free(lc);
 }
