@@ -409,6 +409,13 @@ enum lim_effect_kind {
 	LIM_EFF_REPAY,      /* debt repaid (amount) */
 	LIM_EFF_TOMBSTONE,  /* void/refund of unknown ref: decline + tombstone */
 	LIM_EFF_EXPIRE,     /* timer: ref hold released */
+	/* settings (struct lim_cfg_effect): control plane and risk verdicts */
+	LIM_EFF_USER_SET,   /* a user's settings (slot fields), or a new user */
+	LIM_EFF_EXT_SET,    /* a user's extension record set or removed */
+	LIM_EFF_MERCHANT_SET,
+	LIM_EFF_GROUP_SET,
+	LIM_EFF_FUNDER_SET, /* one funder slot set or removed */
+	LIM_EFF_POLICY_PART,/* a chunk of the policy; the last one publishes */
 	LIM_EFF_KINDS
 };
 
@@ -443,6 +450,50 @@ struct lim_effect {
 	uint8_t count_spend;       /* 1: count in velocity and stamp spend_min */
 	uint8_t pad[3];
 	uint32_t check;            /* journal checksum; 0 in memory */
+};
+
+/*
+ * A change of settings, journaled like a decision so recovery rebuilds the
+ * same settings in the same order: the same 128 bytes as struct lim_effect,
+ * with seq, kind and check at the same offsets. `uid` says who changed it:
+ * the control-plane caller's uid, or LIM_UID_RISK for a risk verdict.
+ * A user's settings change under its lock with the seq taken there (like a
+ * decision), so per user the journal order is the order of changes.
+ */
+#define LIM_UID_RISK 0xfffffffeu
+#define LIM_POLICY_PART_LEN 84
+
+struct lim_cfg_effect {
+	uint64_t seq;
+	uint64_t id;               /* user, merchant, group or funder id */
+	uint32_t uid;
+	uint32_t now_s;
+	union {
+		struct {           /* LIM_EFF_USER_SET: the slot's settings */
+			int64_t limit_fen;
+			int64_t self_cap_fen;
+			uint32_t cool_until_s;
+			uint16_t region;
+			uint8_t tier, flags, risk_q, created;
+		} user;
+		struct lim_user_ext ext;       /* LIM_EFF_EXT_SET (user_id 0: removed) */
+		struct lim_merchant merchant;  /* LIM_EFF_MERCHANT_SET */
+		struct {                       /* LIM_EFF_GROUP_SET */
+			uint32_t group_id;
+			uint8_t n_members;
+			int64_t budget_fen;
+			uint64_t members[LIM_GROUP_MEMBERS_MAX];
+		} group;
+		struct lim_funder funder;      /* LIM_EFF_FUNDER_SET (quota < 0: removed) */
+		struct {                       /* LIM_EFF_POLICY_PART */
+			uint16_t part, parts;
+			uint8_t bytes[LIM_POLICY_PART_LEN];
+		} policy;
+		uint8_t raw[88];
+	} u;
+	uint8_t kind;              /* same offset as lim_effect.kind */
+	uint8_t more[11];
+	uint32_t check;
 };
 
 /* ------------------------------------------------------------------------ */

@@ -42,6 +42,14 @@ _Static_assert(sizeof(struct lim_op) == 128, "lim_op is two cache lines");
 _Static_assert(sizeof(struct lim_effect) == 128, "lim_effect is 128 bytes");
 _Static_assert(offsetof(struct lim_effect, check) == 124, "check is last");
 _Static_assert(sizeof(struct lim_tier) == 32, "lim_tier layout");
+_Static_assert(sizeof(struct lim_cfg_effect) == sizeof(struct lim_effect),
+	       "a settings effect is a journal record");
+_Static_assert(offsetof(struct lim_cfg_effect, kind) ==
+		       offsetof(struct lim_effect, kind),
+	       "kind at the same offset");
+_Static_assert(offsetof(struct lim_cfg_effect, check) ==
+		       offsetof(struct lim_effect, check),
+	       "check at the same offset");
 
 /* ------------------------------------------------------------------------ */
 /* Hashing                                                                    */
