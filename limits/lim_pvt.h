@@ -200,4 +200,39 @@ unsigned lim_ops_part_of(const struct lim_ops *s, uint32_t gateway_id,
 /** Entries of the index (a multiple of 8, load <= 0.8 at capacity). */
 uint64_t lim_users_index_len(const struct lim_users *t);
 
+/**
+ * Insert @p n users from @p u (copies, lock bytes cleared) in order, exactly
+ * as n calls of lim_users_insert() would, but with the index lines of the
+ * users a few places ahead prefetched, so the cache misses of a large load
+ * overlap (snapshot load). Updater only.
+ * @param done  the number inserted (n on success, else the failing index)
+ * @return 0, or the error of u[*done] (-EINVAL, -EEXIST, -ENOSPC); the
+ *         users before it stay inserted.
+ */
+int lim_users_insert_bulk(struct lim_users *t, const struct lim_user *u,
+			  uint64_t n, uint64_t *done);
+
+/* ------------------------------------------------------------------------ */
+/* snapshot.c internals (tests, fuzzing, tools)                               */
+
+/**
+ * lim_snapshot_load() from a snapshot image in memory: @p name is used in
+ * messages in place of the path. Same contract otherwise.
+ */
+struct lim_db *lim_snapshot_load_buf(const void *buf, size_t len,
+				     const char *name,
+				     const struct lim_db_config *extra,
+				     void (*progress)(uint64_t done,
+						      uint64_t total),
+				     struct lim_snapshot_meta *meta, char *err,
+				     size_t errlen);
+
+/**
+ * Recompute every checksum of a snapshot image in place (each section whose
+ * table entry lies inside the image, the section table, the header), so a
+ * test or a fuzzer can change records and reach the record-level checks.
+ * Fields that make no sense are left alone for the loader to refuse.
+ */
+void lim_snapshot_reseal(void *buf, size_t len);
+
 #endif /* LIM_PVT_H */
