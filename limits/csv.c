@@ -296,7 +296,7 @@ parse_yuan(struct csv *c, unsigned id, const char *v, int64_t *out)
 {
 	const char *dot = strchr(v, '.');
 	char whole[24];
-	uint64_t y, f = 0;
+	uint64_t y = 0, f = 0;
 	size_t n = dot ? (size_t)(dot - v) : strlen(v), d;
 
 	if (n == 0)
@@ -585,7 +585,7 @@ static int
 user_fields(struct csv *c, struct lim_user *u)
 {
 	uint64_t v;
-	bool b;
+	bool b = false;
 	int rc;
 
 	memset(u, 0, sizeof(*u));
@@ -812,7 +812,7 @@ static int
 merchant_fields(struct csv *c, struct lim_merchant *m)
 {
 	uint64_t v;
-	bool b;
+	bool b = false;
 	int rc;
 
 	memset(m, 0, sizeof(*m));

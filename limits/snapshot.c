@@ -1205,8 +1205,6 @@ load_ext(struct load_ctx *c)
 		if (!(u->flags & LIM_USER_EXT))
 			return bad(in, off, "user %llu has an extension but not "
 				   "the LIM_USER_EXT flag", id);
-		if (lim_ext_find(c->db, x.user_id))
-			return bad(in, off, "user %llu: second extension", id);
 		MONEY(in, off, "extension of user", id, &x, temp_quota_fen, false);
 		MONEY(in, off, "extension of user", id, &x, cash_limit_fen, true);
 		MONEY(in, off, "extension of user", id, &x, alert_fen, true);
@@ -1214,6 +1212,9 @@ load_ext(struct load_ctx *c)
 		if (rc)
 			return bad(in, off, "user %llu: extension: %s", id,
 				   strerror(-rc));
+		/* a set that replaced a record did not count: a duplicate */
+		if (lim_kv_count(c->db->ext) != i + 1)
+			return bad(in, off, "user %llu: second extension", id);
 	}
 	if (n != c->ext_flagged)
 		return bad(in, in->by_type[SNAP_USERS]->offset,
@@ -1242,13 +1243,13 @@ load_merchants(struct load_ctx *c)
 		    (m.subsidy & ~subsidies))
 			return bad(in, off, "merchant %u: risk above 1000 or "
 				   "unknown flag or subsidy bits", m.merchant_id);
-		if (lim_merchant_find(c->db, m.merchant_id))
-			return bad(in, off, "merchant %u: duplicate id",
-				   m.merchant_id);
 		rc = lim_merchant_set(c->db, &m);
 		if (rc)
 			return bad(in, off, "merchant %u: %s", m.merchant_id,
 				   strerror(-rc));
+		if (lim_kv_count(c->db->merchants) != i + 1)
+			return bad(in, off, "merchant %u: duplicate id",
+				   m.merchant_id);
 	}
 	return 0;
 }
