@@ -868,7 +868,7 @@ static struct lim_db *
 load_db(void)
 {
 	const struct lim_db_config cfg = {.users_max = LOAD_USERS,
-					  .ops_max = 4u << 20,
+					  .ops_max = 1u << 20,
 					  .merchants_max = 64,
 					  .groups_max = 64,
 					  .shards = LOAD_THREADS + 1};
