@@ -127,6 +127,7 @@ lim_kv_free(struct lim_kv *kv, void (*fini)(void *rec))
 {
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *hn;
+	bool online;
 	int rc;
 
 	if (!kv)
@@ -144,7 +145,18 @@ lim_kv_free(struct lim_kv *kv, void (*fini)(void *rec))
 		node_free_deferred(n);
 	}
 	rcu_read_unlock();
+	/*
+	 * cds_lfht_destroy() waits for queued resize work, and a resize runs
+	 * synchronize_rcu(), which in QSBR waits for this thread while it is
+	 * online: destroy offline. (The walk above stays online, so a resize
+	 * cannot free buckets under it.)
+	 */
+	online = rcu_read_ongoing();
+	if (online)
+		rcu_thread_offline();
 	rc = cds_lfht_destroy(kv->ht, NULL);
+	if (online)
+		rcu_thread_online();
 	LIM_VERIFY(rc == 0);
 	free(kv);
 }
