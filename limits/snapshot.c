@@ -47,7 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <urcu-qsbr.h>
 #include <xxhash.h>
 
 #include "lim_pvt.h"
@@ -1549,24 +1548,6 @@ load_records(struct load_ctx *c, struct lim_snapshot_meta *meta)
 	return rc;
 }
 
-/*
- * Free a database that failed to load. Offline around lim_db_free(): a kv
- * table whose lfht resized in the background is destroyed only after the
- * resize worker's synchronize_rcu(), which would wait for this thread if it
- * stayed online (QSBR).
- */
-static void
-db_free_offline(struct lim_db *db)
-{
-	bool online = rcu_read_ongoing();
-
-	if (online)
-		rcu_thread_offline();
-	lim_db_free(db);
-	if (online)
-		rcu_thread_online();
-}
-
 struct lim_db *
 lim_snapshot_load_buf(const void *buf, size_t len, const char *name,
 		      const struct lim_db_config *extra,
@@ -1614,7 +1595,7 @@ lim_snapshot_load_buf(const void *buf, size_t len, const char *name,
 	return c.db;
 fail:
 	lim_snapshot_meta_free(&m);
-	db_free_offline(c.db);
+	lim_db_free(c.db);
 	free(copy);
 	return NULL;
 }

@@ -58,9 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (meta.user_stamp[i] > meta.seq_end - meta.seq_start)
 				abort();
 		lim_snapshot_meta_free(&meta);
-		rcu_thread_offline();
 		lim_db_free(db);
-		rcu_thread_online();
 	}
 	free(buf);
 	return 0;

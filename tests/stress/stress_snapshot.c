@@ -122,14 +122,6 @@ make_db(void)
 }
 
 static void
-db_free_offline(struct lim_db *db)
-{
-	rcu_thread_offline();
-	lim_db_free(db);
-	rcu_thread_online();
-}
-
-static void
 check_file(const char *path)
 {
 	struct lim_snapshot_meta meta;
@@ -149,7 +141,7 @@ check_file(const char *path)
 	for (uint64_t i = 0; i < meta.groups; i++)
 		assert_true(meta.group_stamp[i] <= span);
 	lim_snapshot_meta_free(&meta);
-	db_free_offline(db);
+	lim_db_free(db);
 }
 
 /* Save the quiescent @p db and load it back: users byte for byte (lock
@@ -176,7 +168,7 @@ check_same(struct lim_db *db, const char *path)
 	}
 	assert_int_equal(lim_budget_free_fen(b->cap),
 			 lim_budget_free_fen(db->cap));
-	db_free_offline(b);
+	lim_db_free(b);
 }
 
 static void
@@ -230,7 +222,7 @@ stress_saves_under_load(void **state)
 	check_same(db, path[0]);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
-	db_free_offline(db);
+	lim_db_free(db);
 }
 
 int

@@ -27,9 +27,7 @@ fresh(void)
 static void
 drop(struct lim_db *db)
 {
-	rcu_thread_offline();
 	lim_db_free(db);
-	rcu_thread_online();
 }
 
 static int

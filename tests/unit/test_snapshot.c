@@ -30,13 +30,10 @@ tmp_path(char *out, size_t len, const char *name)
 	snprintf(out, len, "%s/%s", tmpdir, name);
 }
 
-/* lim_db_free() offline (see snapshot.c, db_free_offline()). */
 static void
 db_free(struct lim_db *db)
 {
-	rcu_thread_offline();
 	lim_db_free(db);
-	rcu_thread_online();
 }
 
 static void
