@@ -708,4 +708,90 @@ int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
 		 void (*progress)(uint64_t done, uint64_t total), char *err,
 		 size_t errlen);
 
+/* ------------------------------------------------------------------------ */
+/* Settings effects and journal replay (limits/replay.c)                     */
+
+/**
+ * Take the next ledger sequence for a settings effect (struct
+ * lim_cfg_effect): a user's settings change under its lock, the seq taken
+ * there, like lim_apply() does for a decision. Whoever takes a seq MUST hand
+ * the record to the ledger (dp_ledger_submit): the ledger writes seqs
+ * without gaps and stops the engine when one never arrives.
+ * A USER_SET record carries every setting of the slot after the change
+ * (limit, self cap, cool-off, region, tier, flags, risk), so replaying it
+ * sets them all; the other kinds carry the whole record they publish.
+ */
+static inline uint64_t
+lim_seq_take(struct lim_db *db)
+{
+	return __atomic_add_fetch(&db->seq, 1, __ATOMIC_RELAXED);
+}
+
+/* What a replay did, for the start-up report and the tests. */
+struct lim_replay_stats {
+	uint64_t records;
+	uint64_t by_kind[LIM_EFF_KINDS];
+	uint64_t user_applied;     /* seq > the user's snapshot stamp */
+	uint64_t user_in_snapshot; /* seq <= stamp: already in the copy */
+	uint64_t entry_inserted;
+	uint64_t entry_in_snapshot;/* present with last_seq >= seq */
+	uint64_t entry_replaced;   /* an older entry with the same key, which
+				    * the live engine had reclaimed */
+	uint64_t ref_applied;
+	uint64_t ref_in_snapshot;
+	uint64_t group_applied;
+	uint64_t group_in_snapshot;
+	uint64_t users_created;
+	uint64_t settings_applied;
+	/* anomalies: reported at start, never silently ignored */
+	uint64_t unknown_user;     /* a record names a user the db lacks */
+	uint64_t missing_ref;      /* a ref entry the db lacks */
+	uint64_t budget_short;     /* a budget take that did not fit */
+	uint64_t settings_failed;  /* a settings record the db refused */
+};
+
+struct lim_replay; /* opaque: stamps index, policy parts being assembled */
+
+/**
+ * Start replaying journal records onto @p db, loaded from a snapshot whose
+ * @p meta says what it holds (NULL: an empty db, replay from seq 1).
+ * Budgets move through shard @p shard (a shard no other thread uses).
+ * Call from a registered QSBR thread, online; @p db not shared yet.
+ * NULL on allocation failure.
+ */
+struct lim_replay *lim_replay_create(struct lim_db *db,
+				     const struct lim_snapshot_meta *meta,
+				     unsigned shard);
+
+/**
+ * Apply one journal record (struct lim_effect or lim_cfg_effect by kind)
+ * without deciding: a user's deltas only if seq > the user's stamp, the
+ * request's op entry inserted if absent (replacing an older entry of the
+ * same key), a ref entry updated only if seq > its last_seq, a group's
+ * month only if seq > the group's stamp, settings set; db->seq := seq.
+ * Budgets are released at lim_replay_create() and derived again by
+ * lim_replay_finish() (replay.c says why).
+ * Records must come in contiguous seq order from meta->seq_start + 1.
+ * @return 0; -ERANGE (not the next seq); -EINVAL (kind out of range);
+ *         -EBADMSG (the record contradicts the state: a balance would go
+ *         negative or an entry is another user's: the snapshot and the
+ *         journal do not belong together); @p err says which and why.
+ */
+int lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
+	       size_t errlen);
+
+/** The next seq lim_replay() expects. */
+uint64_t lim_replay_next_seq(const struct lim_replay *r);
+
+/**
+ * End a replay (once): take the budgets again as the state says they are
+ * used (the ceiling: the users' debt and holds; each funder's quota: its
+ * part of the live loans), as snapshot load does. Returns the stats in
+ * @p st; 0, or -EBADMSG with @p err when that exceeds a ceiling or quota.
+ */
+int lim_replay_finish(struct lim_replay *r, struct lim_replay_stats *st,
+		      char *err, size_t errlen);
+
+void lim_replay_free(struct lim_replay *r);
+
 #endif /* LIM_H */
