@@ -157,7 +157,7 @@ env_authd_memif authd2 "$SNAP" "$ENV_DIR/keys.ini" --clock fixed:$T ||
 	fail "authd2 start"
 env_authgen_start authd2 "$ENV_DIR/streams.json" --keys "$ENV_DIR/keys.ini" \
 	--gateway 1 --users 20000 --seed $SEED --streams 4 --window 16 \
-	--records 1-16 --duration 1 >"$ENV_DIR/streams.txt" 2>&1
+	--records 1-16 --duration 1 --timeout 5000 >"$ENV_DIR/streams.txt" 2>&1
 env_authd_stop authd2 || fail "authd2 did not exit 0 on SIGTERM"
 env_authgen_wait authd2
 rc=$?
