@@ -155,6 +155,7 @@ struct gen_config {
 	char amounts_spec[128];
 	uint32_t faults_ppm[GEN_FAULTS];
 	double duration_s;             /* 0: until --count */
+	double warmup_s;               /* sent before measuring, not counted */
 	uint64_t count;                /* records; 0: until --duration */
 	uint64_t rate;                 /* datagrams/s; 0: closed loop */
 	unsigned window;               /* closed loop: datagrams in flight */
@@ -388,6 +389,7 @@ struct gen_flight {
 	uint16_t stream;
 	uint8_t n;
 	uint8_t state;           /* enum gen_flight_state */
+	uint8_t measured;        /* sent after the warm-up */
 	struct auth_req req[AUTH_RECORDS_MAX];
 	struct gen_sent sent[AUTH_RECORDS_MAX];
 };
@@ -412,6 +414,7 @@ struct gen_worker {
 	uint64_t count_left;     /* records still to send (--count) */
 	uint64_t rate;           /* this worker's datagrams/s */
 	uint64_t t0_tsc, end_tsc, next_tsc, sched_n;
+	uint64_t warm_tsc;       /* measuring starts here (0: measuring) */
 	uint64_t timeout_tsc;
 	uint64_t inject_every;   /* datagrams between injections */
 	unsigned inject_left[GEN_INJECTS];
@@ -422,8 +425,9 @@ struct gen_worker {
 	bool sending;
 	bool model_online;       /* a QSBR reader of the model's database */
 	struct gen_load load;
-	struct gen_stats st;
-	struct perf_hist hist;   /* latency, ns */
+	struct gen_stats st;     /* measured traffic, and every error */
+	struct gen_stats warm;   /* traffic of the warm-up (volume only) */
+	struct perf_hist hist;   /* latency of measured datagrams, ns */
 } __rte_cache_aligned;
 
 struct gen_ctx {
@@ -478,7 +482,8 @@ int gen_parse_weights(const char *spec, const char *const *names, unsigned n,
 		      unsigned *out, char *err, size_t errlen);
 
 /* authgen_report.c */
-void gen_stats_sum(const struct gen_ctx *ctx, struct gen_stats *sum,
+/** Sum the workers' measured (or, @p warm, warm-up) counters. */
+void gen_stats_sum(const struct gen_ctx *ctx, bool warm, struct gen_stats *sum,
 		   struct perf_hist *hist);
 void gen_progress(struct gen_ctx *ctx, uint64_t now_ns);
 /** Print the report; write JSON if asked. Returns the process exit code. */

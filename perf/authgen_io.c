@@ -196,19 +196,26 @@ rx_payload(const struct gen_worker *w, struct rte_mbuf *m, uint32_t *len,
 /* ------------------------------------------------------------------------ */
 /* Answers                                                                    */
 
+/* Where a datagram's volume counters go: measured or warm-up. */
+static inline struct gen_stats *
+vol(struct gen_worker *w, const struct gen_flight *f)
+{
+	return f->measured ? &w->st : &w->warm;
+}
+
 static void
-count_record(struct gen_worker *w, const struct auth_req *r,
+count_record(struct gen_stats *st, const struct auth_req *r,
 	     const struct auth_resp *a)
 {
 	unsigned reason = a->reason < AUTH_REASONS ? a->reason : AUTH_REASONS;
 	unsigned op = r->op < GEN_OPS ? r->op : 0;
 
-	GEN_ADD(w->st.status[a->status < 3 ? a->status : 2], 1);
-	GEN_ADD(w->st.reason[reason], 1);
-	GEN_ADD(w->st.op_reason[op][reason], 1);
+	GEN_ADD(st->status[a->status < 3 ? a->status : 2], 1);
+	GEN_ADD(st->reason[reason], 1);
+	GEN_ADD(st->op_reason[op][reason], 1);
 	for (unsigned b = 0; b < 8; b++)
 		if (a->notes & (1u << b))
-			GEN_ADD(w->st.notes[b], 1);
+			GEN_ADD(st->notes[b], 1);
 }
 
 static bool
@@ -237,16 +244,16 @@ answer_records(struct gen_worker *w, const uint8_t *p, struct gen_flight *f,
 		if (a[i].request_id != r->request_id ||
 		    a[i].user_id != r->user_id || a[i].op != r->op)
 			GEN_ADD(w->st.c[GEN_C_wrong_ids], 1);
-		count_record(w, r, &a[i]);
+		count_record(vol(w, f), r, &a[i]);
 		gen_load_answer(&w->load, r, &f->sent[i], &a[i]);
 		if (!want)
 			continue;
-		GEN_ADD(w->st.c[GEN_C_model_checked], 1);
+		GEN_ADD(vol(w, f)->c[GEN_C_model_checked], 1);
 		if (!gen_model_compare(&w->ctx->cfg, r, &want[i], &a[i], seq,
 				       w->st.c[GEN_C_model_mismatches]))
 			GEN_ADD(w->st.c[GEN_C_model_mismatches], 1);
 	}
-	GEN_ADD(w->st.c[GEN_C_records_answered], f->n);
+	GEN_ADD(vol(w, f)->c[GEN_C_records_answered], f->n);
 }
 
 /* Move g_tail past settled datagrams. */
@@ -291,12 +298,14 @@ on_answer(struct gen_worker *w, const uint8_t *p, uint32_t len, uint64_t rx_ns)
 		if (h->count != f->n)
 			return;
 	}
-	perf_hist_record(&w->hist, rx_ns > f->sent_ns ? rx_ns - f->sent_ns : 0);
+	if (f->measured)
+		perf_hist_record(&w->hist,
+				 rx_ns > f->sent_ns ? rx_ns - f->sent_ns : 0);
 	answer_records(w, p, f, h->seq);
 	f->state = GEN_FLIGHT_DONE;
 	w->out--;
-	GEN_ADD(w->st.c[GEN_C_dgrams_answered], 1);
-	GEN_SET(w->st.last_rx_ns, rx_ns);
+	GEN_ADD(vol(w, f)->c[GEN_C_dgrams_answered], 1);
+	GEN_SET(vol(w, f)->last_rx_ns, rx_ns);
 	advance_tail(w);
 }
 
@@ -359,7 +368,7 @@ records_next(struct gen_worker *w)
 	if (cfg->rec_max > cfg->rec_min)
 		n += (unsigned)gen_rng_below(&w->load.rng,
 					     cfg->rec_max - cfg->rec_min + 1);
-	if (cfg->count && n > w->count_left)
+	if (cfg->count && !w->warm_tsc && n > w->count_left)
 		n = (unsigned)w->count_left;
 	return n;
 }
@@ -381,6 +390,8 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 	f->sent_ns = sent_ns;
 	f->tx_tsc = tsc;
 	f->state = GEN_FLIGHT_OUT;
+	f->measured = w->warm_tsc == 0;
+	w->load.st = vol(w, f);
 	for (unsigned i = 0; i < n; i++) {
 		gen_load_next(&w->load, &f->req[i], &f->sent[i]);
 		if (w->want)
@@ -402,13 +413,13 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 	w->next_stream = (uint16_t)(w->next_stream + w->ctx->n_workers);
 	if (w->next_stream >= cfg->streams)
 		w->next_stream = (uint16_t)w->stream_first;
-	if (cfg->count)
+	if (cfg->count && f->measured)
 		w->count_left -= n;
-	GEN_ADD(w->st.c[GEN_C_dgrams_sent], 1);
-	GEN_ADD(w->st.c[GEN_C_records_sent], n);
-	if (!w->st.first_tx_ns)
-		GEN_SET(w->st.first_tx_ns, sent_ns);
-	GEN_SET(w->st.last_tx_ns, sent_ns);
+	GEN_ADD(vol(w, f)->c[GEN_C_dgrams_sent], 1);
+	GEN_ADD(vol(w, f)->c[GEN_C_records_sent], n);
+	if (!vol(w, f)->first_tx_ns)
+		GEN_SET(vol(w, f)->first_tx_ns, sent_ns);
+	GEN_SET(vol(w, f)->last_tx_ns, sent_ns);
 }
 
 /* A valid one-record datagram (not counted, not in the model) to spoil. */
@@ -508,9 +519,22 @@ maybe_inject(struct gen_worker *w, struct gen_txq *q, bool all)
 	}
 }
 
+/* The warm-up ends: from here datagrams count, the duration runs. */
+static void
+warm_check(struct gen_worker *w, uint64_t tsc)
+{
+	if (!w->warm_tsc || tsc < w->warm_tsc)
+		return;
+	if (w->end_tsc)
+		w->end_tsc += tsc - w->warm_tsc;
+	w->warm_tsc = 0;
+}
+
 static bool
 time_up(struct gen_worker *w, uint64_t tsc)
 {
+	if (w->warm_tsc)
+		return __atomic_load_n(&w->ctx->stop, __ATOMIC_RELAXED);
 	return (w->end_tsc && tsc >= w->end_tsc) ||
 	       (w->ctx->cfg.count && w->count_left == 0) ||
 	       __atomic_load_n(&w->ctx->stop, __ATOMIC_RELAXED);
@@ -566,9 +590,15 @@ worker_start(struct gen_worker *w)
 
 	w->t0_tsc = rte_rdtsc();
 	w->next_tsc = w->t0_tsc;
+	w->warm_tsc = cfg->warmup_s > 0
+			      ? w->t0_tsc + (uint64_t)(cfg->warmup_s *
+						       (double)w->ctx->tsc_hz)
+			      : 0;
+	/* The duration is measured time: it starts when the warm-up ends. */
 	w->end_tsc = cfg->duration_s > 0
-			     ? w->t0_tsc + (uint64_t)(cfg->duration_s *
-						      (double)w->ctx->tsc_hz)
+			     ? (w->warm_tsc ? w->warm_tsc : w->t0_tsc) +
+				       (uint64_t)(cfg->duration_s *
+						  (double)w->ctx->tsc_hz)
 			     : 0;
 	w->timeout_tsc = w->ctx->tsc_hz / 1000 * cfg->timeout_ms;
 	w->sending = true;
@@ -605,6 +635,7 @@ gen_worker_main(void *arg)
 
 		rx_burst(w);
 		expire(w, tsc);
+		warm_check(w, tsc);
 		if (w->sending) {
 			if (w->rate)
 				send_open(w, &q, tsc);

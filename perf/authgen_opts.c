@@ -86,6 +86,9 @@ gen_usage(FILE *f)
 "How much and how fast:\n"
 "  --duration S          seconds of sending (default 10 unless --count)\n"
 "  --count N             records to send (the last datagram is cut to fit)\n"
+"  --warmup S            send S seconds first without counting them (caches,\n"
+"                        page faults, authd's first touches); errors in the\n"
+"                        warm-up still fail the run\n"
 "  --rate R              open loop: R datagrams/s paced by the TSC; each\n"
 "                        carries its scheduled time as sent_ns, so a stall\n"
 "                        anywhere shows in the latency (no coordinated\n"
@@ -419,7 +422,8 @@ enum {
 	O_PORT = 1000, O_SRC_IP, O_DST_IP, O_DST_MAC, O_UDP_PORT, O_SRC_PORT,
 	O_GATEWAY, O_KEY_ID, O_KEY, O_KEYS, O_STREAMS, O_RECORDS, O_USERS,
 	O_SEED, O_MERCHANTS, O_IDS_FROM, O_MIX, O_PRODUCTS, O_AMOUNTS,
-	O_FAULTS, O_GROUP_PCT, O_REMEMBER, O_RUN_TAG, O_DURATION, O_COUNT, O_RATE,
+	O_FAULTS, O_GROUP_PCT, O_REMEMBER, O_RUN_TAG, O_DURATION, O_WARMUP,
+	O_COUNT, O_RATE,
 	O_WINDOW, O_INFLIGHT, O_TIMEOUT, O_CHECK_MODEL, O_CLOCK_FIXED, O_SEQ,
 	O_OPS_MAX, O_INJECT, O_PROGRESS, O_JSON, O_QUIET, O_LINGER,
 };
@@ -449,6 +453,7 @@ static const struct option longopts[] = {
 	{"remember", required_argument, NULL, O_REMEMBER},
 	{"run-tag", required_argument, NULL, O_RUN_TAG},
 	{"duration", required_argument, NULL, O_DURATION},
+	{"warmup", required_argument, NULL, O_WARMUP},
 	{"count", required_argument, NULL, O_COUNT},
 	{"rate", required_argument, NULL, O_RATE},
 	{"window", required_argument, NULL, O_WINDOW},
@@ -664,6 +669,12 @@ set_workload(struct gen_config *c, int ch, const char *v, char *err, size_t n)
 			return bad(err, n, "duration", v,
 				   "expected seconds, e.g. 10 or 0.5");
 		c->duration_s = (double)s / 1000.0;
+		return 0;
+	case O_WARMUP:
+		if (parse_fixed(v, 3, &s, &end) || *end || s > 3600000)
+			return bad(err, n, "warmup", v,
+				   "expected seconds, e.g. 2 or 0.5");
+		c->warmup_s = (double)s / 1000.0;
 		return 0;
 	default:
 		return -ENOENT;

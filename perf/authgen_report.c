@@ -62,7 +62,7 @@ add_array(uint64_t *dst, const uint64_t *src, size_t n)
 }
 
 void
-gen_stats_sum(const struct gen_ctx *ctx, struct gen_stats *sum,
+gen_stats_sum(const struct gen_ctx *ctx, bool warm, struct gen_stats *sum,
 	      struct perf_hist *hist)
 {
 	static struct perf_hist one;
@@ -71,7 +71,8 @@ gen_stats_sum(const struct gen_ctx *ctx, struct gen_stats *sum,
 	if (hist)
 		perf_hist_init(hist);
 	for (unsigned i = 0; i < ctx->n_workers; i++) {
-		const struct gen_stats *s = &ctx->w[i]->st;
+		const struct gen_stats *s = warm ? &ctx->w[i]->warm
+						 : &ctx->w[i]->st;
 		uint64_t f = GEN_RD(s->first_tx_ns);
 
 		add_array(sum->c, s->c, GEN_COUNTERS);
@@ -120,15 +121,22 @@ gen_progress(struct gen_ctx *ctx, uint64_t now_ns)
 	static struct gen_stats prev;
 	static struct perf_hist h;
 	static uint64_t prev_ns;
+	static bool was_warm = true;
 	struct gen_stats s;
+	bool warm = false;
 	double dt;
 
-	gen_stats_sum(ctx, &s, &h);
+	for (unsigned i = 0; i < ctx->n_workers; i++)
+		warm |= GEN_RD(ctx->w[i]->warm_tsc) != 0;
+	if (was_warm && !warm)
+		memset(&prev, 0, sizeof(prev)); /* measuring from zero now */
+	was_warm = warm;
+	gen_stats_sum(ctx, warm, &s, &h);
 	dt = prev_ns ? (double)(now_ns - prev_ns) / 1e9 : 1.0;
-	printf("%7.1fs sent %9.0f/s answered %9.0f/s records %9.0f/s  "
+	printf("%7.1fs%s sent %9.0f/s answered %9.0f/s records %9.0f/s  "
 	       "approved %" PRIu64 " declined %" PRIu64 " error %" PRIu64
 	       "  lost %" PRIu64 "  p99 %.1f us\n",
-	       (double)(now_ns - ctx->unix_ns0) / 1e9,
+	       (double)(now_ns - ctx->unix_ns0) / 1e9, warm ? " warm-up" : "",
 	       per_s(s.c[GEN_C_dgrams_sent] - prev.c[GEN_C_dgrams_sent], dt),
 	       per_s(s.c[GEN_C_dgrams_answered] - prev.c[GEN_C_dgrams_answered],
 		     dt),
@@ -215,7 +223,7 @@ print_errors(FILE *f, const struct gen_stats *s)
 
 static void
 print_report(FILE *f, const struct gen_ctx *ctx, const struct gen_stats *s,
-	     const struct perf_hist *h)
+	     const struct gen_stats *warm, const struct perf_hist *h)
 {
 	const struct gen_config *cfg = &ctx->cfg;
 	double t = elapsed_s(s);
@@ -235,6 +243,11 @@ print_report(FILE *f, const struct gen_ctx *ctx, const struct gen_stats *s,
 	else
 		fprintf(f, "  %-10s%u datagrams in flight\n", "window",
 			cfg->window);
+	if (cfg->warmup_s > 0)
+		fprintf(f, "  %-10s%.1f s before: %" PRIu64 " datagrams sent, %"
+			   PRIu64 " answered (not counted below)\n", "warm-up",
+			cfg->warmup_s, warm->c[GEN_C_dgrams_sent],
+			warm->c[GEN_C_dgrams_answered]);
 	fprintf(f, "  %-10s%" PRIu64 " datagrams, %" PRIu64 " records "
 		   "(%.0f datagrams/s)\n", "sent", s->c[GEN_C_dgrams_sent],
 		s->c[GEN_C_records_sent], per_s(s->c[GEN_C_dgrams_sent], t));
@@ -326,6 +339,7 @@ config_json(const struct gen_ctx *ctx)
 				    json_real(c->faults_ppm[f] / 10000.0));
 	json_object_set_new(o, "faults_pct", faults);
 	json_object_set_new(o, "duration_s", json_real(c->duration_s));
+	json_object_set_new(o, "warmup_s", json_real(c->warmup_s));
 	json_object_set_new(o, "count", json_integer((json_int_t)c->count));
 	json_object_set_new(o, "mode", json_string(c->rate ? "open" : "closed"));
 	json_object_set_new(o, "rate", json_integer((json_int_t)c->rate));
@@ -455,9 +469,24 @@ results_json(const struct gen_ctx *ctx, const struct gen_stats *s,
 	return o;
 }
 
+static json_t *
+warmup_json(const struct gen_ctx *ctx, const struct gen_stats *w)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "seconds", json_real(ctx->cfg.warmup_s));
+	json_object_set_new(o, "dgrams_sent",
+			    json_integer((json_int_t)w->c[GEN_C_dgrams_sent]));
+	json_object_set_new(o, "dgrams_answered",
+			    json_integer((json_int_t)w->c[GEN_C_dgrams_answered]));
+	json_object_set_new(o, "records_answered",
+			    json_integer((json_int_t)w->c[GEN_C_records_answered]));
+	return o;
+}
+
 static int
 write_json(const struct gen_ctx *ctx, const struct gen_stats *s,
-	   const struct perf_hist *h, bool ok)
+	   const struct gen_stats *warm, const struct perf_hist *h, bool ok)
 {
 	json_t *root = json_object();
 	char tmp[PATH_MAX + 16];
@@ -466,6 +495,8 @@ write_json(const struct gen_ctx *ctx, const struct gen_stats *s,
 	json_object_set_new(root, "tool", json_string("authgen"));
 	json_object_set_new(root, "config", config_json(ctx));
 	json_object_set_new(root, "results", results_json(ctx, s, h));
+	json_object_set_new(json_object_get(root, "results"), "warmup",
+			    warmup_json(ctx, warm));
 	json_object_set_new(root, "ok", json_boolean(ok));
 	/* Written aside and renamed: a reader never sees half a file. */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", ctx->cfg.json_path);
@@ -483,16 +514,17 @@ int
 gen_report(struct gen_ctx *ctx)
 {
 	static struct perf_hist h;
-	struct gen_stats s;
+	static struct gen_stats s, warm;
 	uint64_t errors;
 	bool bad;
 
-	gen_stats_sum(ctx, &s, &h);
+	gen_stats_sum(ctx, false, &s, &h);
+	gen_stats_sum(ctx, true, &warm, NULL);
 	bad = failed(&s, &errors);
 	if (!ctx->cfg.quiet)
-		print_report(stdout, ctx, &s, &h);
+		print_report(stdout, ctx, &s, &warm, &h);
 	fflush(stdout);
-	if (ctx->cfg.json_path[0] && write_json(ctx, &s, &h, !bad))
+	if (ctx->cfg.json_path[0] && write_json(ctx, &s, &warm, &h, !bad))
 		return 1;
 	if (bad)
 		fprintf(stderr, "authgen: FAILED: %" PRIu64 " error(s)%s\n",
