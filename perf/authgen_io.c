@@ -70,8 +70,11 @@ gen_inject_drop(enum gen_inject i)
 }
 
 /* Per-worker TX batch (frames built this iteration). */
+#define GEN_NO_FLIGHT UINT64_MAX
+
 struct gen_txq {
 	struct rte_mbuf *m[GEN_BURST * 2];
+	uint64_t g[GEN_BURST * 2];   /* the datagram number, or GEN_NO_FLIGHT */
 	unsigned n;
 };
 
@@ -89,6 +92,26 @@ now_ns(const struct gen_worker *w, uint64_t tsc)
 
 /* ------------------------------------------------------------------------ */
 /* Frames                                                                     */
+
+/*
+ * Datagram g never left: it is settled at once (not sent, not lost: counted
+ * as tx_full) so that neither the window nor the loss count waits for it.
+ */
+static void
+unsent(struct gen_worker *w, uint64_t g)
+{
+	struct gen_flight *f = slot(w, g);
+	struct gen_stats *st = f->measured ? &w->st : &w->warm;
+
+	if (g == GEN_NO_FLIGHT || f->g != g || f->state != GEN_FLIGHT_OUT)
+		return;
+	f->state = GEN_FLIGHT_LOST;
+	w->out--;
+	GEN_SET(st->c[GEN_C_dgrams_sent], st->c[GEN_C_dgrams_sent] - 1);
+	GEN_SET(st->c[GEN_C_records_sent], st->c[GEN_C_records_sent] - f->n);
+	for (unsigned i = 0; i < f->n; i++)
+		gen_load_lost(&w->load, &f->req[i], &f->sent[i]);
+}
 
 static void
 tx_flush(struct gen_worker *w, struct gen_txq *q)
@@ -111,14 +134,19 @@ tx_flush(struct gen_worker *w, struct gen_txq *q)
 	if (sent < q->n) {
 		GEN_ADD(w->st.c[GEN_C_tx_full], q->n - sent);
 		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
+		for (unsigned i = sent; i < q->n; i++)
+			unsent(w, q->g[i]);
 	}
 	q->n = 0;
 }
 
-/* Put @p len bytes of payload in a UDP frame from stream @p stream. */
+/*
+ * Put @p len bytes of payload in a UDP frame from stream @p stream, for
+ * datagram @p g (GEN_NO_FLIGHT: a crafted one).
+ */
 static int
 tx_payload(struct gen_worker *w, struct gen_txq *q, const void *payload,
-	   uint32_t len, uint16_t stream)
+	   uint32_t len, uint16_t stream, uint64_t g)
 {
 	const struct gen_ctx *c = w->ctx;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(c->port.queue_pool[w->queue]);
@@ -131,15 +159,13 @@ tx_payload(struct gen_worker *w, struct gen_txq *q, const void *payload,
 		.dst_port = c->cfg.udp_port,
 	};
 
-	if (!m) {
-		GEN_ADD(w->st.c[GEN_C_tx_full], 1);
-		return -ENOMEM;
-	}
-	if (nic_frame_build(m, &f, payload, (uint16_t)len, c->tx_cksum)) {
+	if (!m || nic_frame_build(m, &f, payload, (uint16_t)len, c->tx_cksum)) {
 		rte_pktmbuf_free(m);
 		GEN_ADD(w->st.c[GEN_C_tx_full], 1);
-		return -ENOSPC;
+		unsent(w, g);
+		return -ENOMEM;
 	}
+	q->g[q->n] = g;
 	q->m[q->n++] = m;
 	if (q->n == RTE_DIM(q->m))
 		tx_flush(w, q);
@@ -407,7 +433,6 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 				       f->req, n, cfg->key);
 	w->last_seq = h.seq;
 	w->last_stream = h.stream;
-	tx_payload(w, q, w->last_dgram, w->last_len, h.stream);
 	w->g_head++;
 	w->out++;
 	w->next_stream = (uint16_t)(w->next_stream + w->ctx->n_workers);
@@ -420,6 +445,8 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 	if (!vol(w, f)->first_tx_ns)
 		GEN_SET(vol(w, f)->first_tx_ns, sent_ns);
 	GEN_SET(vol(w, f)->last_tx_ns, sent_ns);
+	/* Last: a frame that cannot be sent settles the flight (unsent()). */
+	tx_payload(w, q, w->last_dgram, w->last_len, h.stream, g);
 }
 
 /* A valid one-record datagram (not counted, not in the model) to spoil. */
@@ -497,7 +524,7 @@ inject_one(struct gen_worker *w, struct gen_txq *q, enum gen_inject k)
 	default:
 		return;
 	}
-	if (tx_payload(w, q, buf, len, w->last_stream) == 0) {
+	if (tx_payload(w, q, buf, len, w->last_stream, GEN_NO_FLIGHT) == 0) {
 		GEN_ADD(w->st.inject[k], 1);
 		GEN_ADD(w->st.c[GEN_C_injected], 1);
 	}
