@@ -23,7 +23,12 @@
  * but the read-only configuration. The first worker also prints progress
  * (reading the others' counters with relaxed atomic loads). The first
  * version is tested with one lcore; the split is there so more lcores and
- * queues need no new structure.
+ * queues need no new structure. What several workers still need: the
+ * answers to worker w's streams must come back on queue w. A NIC's RSS (or
+ * af_packet's fanout) hashes authd's answers wherever it likes, so either
+ * steer them (rte_flow on the destination UDP port, src_port + s) or hand an
+ * answer for another worker's stream to its owner over a ring; today a
+ * worker counts such an answer as unexpected.
  *
  * Sequence numbers: a worker numbers its datagrams g = 0, 1, 2, ... and
  * sends datagram g with seq = seq_base + g on one of its streams. So seqs
