@@ -28,7 +28,8 @@
  * af_packet's fanout) hashes authd's answers wherever it likes, so either
  * steer them (rte_flow on the destination UDP port, src_port + s) or hand an
  * answer for another worker's stream to its owner over a ring; today a
- * worker counts such an answer as unexpected.
+ * worker counts such an answer as unexpected (worker w's seq_base is
+ * offset by w << 32, so it never matches a slot of the wrong worker).
  *
  * Sequence numbers: a worker numbers its datagrams g = 0, 1, 2, ... and
  * sends datagram g with seq = seq_base + g on one of its streams. So seqs

@@ -709,7 +709,9 @@ gen_worker_create(struct gen_ctx *ctx, unsigned index, unsigned lcore_id)
 	w->next_stream = (uint16_t)index;
 	w->n_streams = (uint16_t)((cfg->streams - index + ctx->n_workers - 1) /
 				  ctx->n_workers);
-	w->seq_base = ctx->unix_ns0;
+	/* Apart by 2^32 per worker: another worker's answer (hashed to the
+	 * wrong queue) falls outside this one's range and counts unexpected. */
+	w->seq_base = ctx->unix_ns0 + ((uint64_t)index << 32);
 	w->mask = cfg->inflight - 1;
 	w->rate = cfg->rate / ctx->n_workers + (index < cfg->rate % ctx->n_workers);
 	w->count_left = cfg->count / ctx->n_workers +
