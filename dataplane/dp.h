@@ -6,7 +6,10 @@
  *   queue pair each, the burst loop of node.c; QSBR readers;
  * - the ledger worker (a control thread, ledger.c): drains the effect rings;
  * - the control thread (ctl.c): authctl requests over a unix socket; the
- *   only updater of RCU-published records;
+ *   updater of RCU-published records (merchant updates are shared with the
+ *   risk worker under dp_merchants_lock());
+ * - the risk worker (a control thread, risk_worker.c): drains the decision
+ *   rings, publishes its verdicts (freeze, lower limit, block, scores);
  * - DPDK's telemetry thread: reads counters (stats.c).
  */
 #ifndef DP_H
@@ -22,6 +25,7 @@
 #include "auth.h"
 #include "lim.h"
 #include "nic.h"
+#include "risk.h"
 
 #define DP_BURST_MAX 64          /* RX burst at most */
 #define DP_LCORES_MAX 32         /* dataplane lcores */
@@ -65,6 +69,7 @@ struct dp_config {
 	int log_level;            /* RTE_LOG_* */
 	enum dp_clock_mode clock_mode;
 	uint32_t clock_fixed_s;
+	struct dp_risk_config risk;  /* --risk, --risk-set, [risk] (risk.h) */
 };
 
 /* One list for the counters of a dataplane lcore: field, description. */
@@ -100,26 +105,7 @@ struct dp_stats {
 	struct nic_counters nic;
 } __rte_cache_aligned;
 
-/*
- * What the risk workers learn from one decided record (authorize, capture,
- * void, refund, repay; approved or not). 64 bytes, one per record, over an
- * SP/SC ring per lcore; a full ring drops the record and counts it (risk is
- * advisory, unlike the ledger).
- */
-struct dp_decision {
-	uint64_t user_id;
-	uint64_t device_id;
-	int64_t amount_fen;        /* asked */
-	int64_t available_fen;     /* after the decision */
-	int64_t limit_fen;         /* the user's limit (settings) */
-	uint32_t merchant_id;
-	uint32_t now_s;
-	uint16_t region;
-	uint16_t mcc;
-	uint8_t op, product, terms, channel;
-	uint8_t status, reason, notes, pad;
-	uint32_t pad2;
-};
+/* struct dp_decision, the risk workers' record of a decision: risk.h. */
 
 /* An answer waiting for durability (sync ack). */
 struct dp_held {
@@ -167,6 +153,7 @@ struct dp_ctx {
 	int rx_stopped;                  /* atomic: lcores that left their loop */
 	struct dp_ledger *ledger;
 	struct dp_ctl *ctl;
+	struct dp_risk *risk;            /* NULL: --risk off */
 };
 
 /* options.c */
@@ -213,6 +200,52 @@ struct dp_ledger *dp_ledger_start(struct dp_ctx *ctx);
 void dp_ledger_stop(struct dp_ledger *l);
 /** Effects the worker took from the rings. */
 uint64_t dp_ledger_drained(const struct dp_ledger *l);
+
+/* risk_worker.c */
+/**
+ * Start the risk worker (ctx->cfg.risk): a control thread that drains every
+ * lcore's decisions ring into the risk engine; sets ctx->risk. With --risk
+ * off no thread starts, the lcores' decision rings are freed (no record is
+ * produced) and ctx->risk stays NULL. Call after the lcores are created and
+ * before they run. 0, or a negative errno with a log line.
+ */
+int dp_risk_start(struct dp_ctx *ctx);
+/**
+ * Drain what is left in the rings, stop the thread, log its counters, free
+ * it. Call after the lcores stopped, before the ledger stops (verdicts are
+ * journaled) and after the control thread stopped (it reads the worker).
+ */
+void dp_risk_stop(struct dp_risk *r);
+/**
+ * `authctl risk set KEY=VALUE`: change the mode (on, shadow, off) or a
+ * threshold at run time (keys: risk.h, docs/risk.md); table sizes are
+ * start-only. The worker takes it before its next batch. Any thread.
+ * 0, or a negative errno with the reason in @p err (@p r NULL: -ENOENT,
+ * authd runs with --risk off).
+ */
+int dp_risk_set(struct dp_risk *r, const char *key, const char *value,
+		char *err, size_t errlen);
+/**
+ * The same for @p n "KEY=VALUE" items, all or nothing: every item is
+ * checked before any takes effect (an invalid request changes nothing).
+ * 0, or a negative errno with "KEY=VALUE: why" in @p err.
+ */
+int dp_risk_set_kv(struct dp_risk *r, const char *const *kv, unsigned n,
+		   char *err, size_t errlen);
+/**
+ * `authctl risk show`: mode, thresholds, counters (verdicts by kind and
+ * detector, shadow verdicts, records dropped by full rings), table use. A
+ * new jansson object; {"mode":"off"} when @p r is NULL. Any thread.
+ */
+struct json_t *dp_risk_json(struct dp_risk *r);
+/**
+ * Serialise merchant read-copy-publish (lim_merchant_find, copy, change,
+ * lim_merchant_set) between the control thread and the risk worker, so
+ * neither loses the other's change. Hold it only for that, online, and
+ * never across synchronize_rcu().
+ */
+void dp_merchants_lock(void);
+void dp_merchants_unlock(void);
 
 /* ctl.c */
 struct dp_ctl *dp_ctl_start(struct dp_ctx *ctx);

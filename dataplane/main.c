@@ -5,8 +5,8 @@
  * names the file, line or option: bad options, a missing or damaged
  * snapshot, a keys file that is missing, malformed or readable by others,
  * no hugepages (unless --no-huge). Then: port up, rings, ledger worker,
- * control socket, telemetry, and every EAL lcore (the main one too) runs the
- * burst loop of node.c on its own queue pair.
+ * risk worker, control socket, telemetry, and every EAL lcore (the main one
+ * too) runs the burst loop of node.c on its own queue pair.
  *
  * Shutdown: the first SIGINT/SIGTERM stops RX; lcores finish their burst,
  * wait for held answers to become durable and send them; the ledger worker
@@ -90,6 +90,14 @@ usage(FILE *f, const char *prog)
 "      --clock real|fixed:UNIX_SECONDS\n"
 "                        fixed freezes time (tests; authctl clock set moves it)\n"
 "      --log-level LEVEL error, warning, notice (default), info, debug\n"
+"      --risk on|shadow|off\n"
+"                        the risk worker (cash-out detection, docs/risk.md):\n"
+"                        on applies its verdicts (freeze a user, lower a\n"
+"                        limit, block a merchant, raise scores), shadow only\n"
+"                        logs them (default), off produces no risk records\n"
+"      --risk-set KEY=VALUE\n"
+"                        a risk threshold or table size (docs/risk.md);\n"
+"                        repeatable; or a [risk] section in the -c file\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
 "\n"
@@ -280,6 +288,8 @@ setup(struct dp_ctx *ctx)
 	ctx->ledger = dp_ledger_start(ctx);
 	if (!ctx->ledger)
 		die("%s", "cannot start the ledger worker");
+	if (dp_risk_start(ctx))
+		die("%s", "cannot start the risk worker (see above)");
 	ctx->ctl = dp_ctl_start(ctx);
 	if (!ctx->ctl)
 		die("%s", "cannot open the control socket (see above)");
@@ -308,6 +318,9 @@ static void
 shutdown_all(struct dp_ctx *ctx)
 {
 	rte_eal_mp_wait_lcore();
+	/* Verdicts from the last records are applied and journaled. */
+	dp_risk_stop(ctx->risk);
+	ctx->risk = NULL;
 	dp_ledger_stop(ctx->ledger);
 	dp_ctl_stop(ctx->ctl);
 	print_summary(stderr, ctx);

@@ -3,6 +3,11 @@
  * optional INI config file, both through one table so a key means the same
  * in both places. The file is read first; the command line overrides it.
  * Every error names the option, the value, and (for the file) the line.
+ *
+ * The risk worker's settings (risk.h) come as --risk on|shadow|off,
+ * --risk-set KEY=VALUE (repeatable) and, in the file, a [risk] section of
+ * KEY = VALUE lines; risk.c parses them, so authctl risk set takes the same
+ * keys and values.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +48,8 @@ static const struct opt opts[] = {
 	{"ack", 0, OPT_SPECIAL, 0, 0, 0, 0},
 	{"clock", 0, OPT_SPECIAL, 0, 0, 0, 0},
 	{"log-level", 0, OPT_SPECIAL, 0, 0, 0, 0},
+	{"risk", 0, OPT_SPECIAL, 0, 0, 0, 0},
+	{"risk-set", 0, OPT_SPECIAL, 0, 0, 0, 0},
 	{"users-max", 0, OPT_U64, O(users_max), 1, 1ULL << 32},
 	{"ops-max", 0, OPT_U64, O(ops_max), 1024, 1ULL << 32},
 	{"ring-size", 0, OPT_U32, O(ring_size), 64, 1u << 24},
@@ -69,6 +76,7 @@ dp_config_default(struct dp_config *c)
 	c->streams = 4096;
 	c->log_level = RTE_LOG_NOTICE;
 	c->clock_mode = DP_CLOCK_REAL;
+	dp_risk_config_default(&c->risk);
 }
 
 static int
@@ -104,10 +112,28 @@ static const char *const levels[] = {
 	[RTE_LOG_INFO] = "info", [RTE_LOG_DEBUG] = "debug",
 };
 
+/* --risk-set KEY=VALUE: one risk setting (risk.h), table sizes included. */
+static int
+set_risk(struct dp_config *c, const char *v, char *err, size_t n)
+{
+	char why[192];
+
+	if (dp_risk_config_set_kv(&c->risk, &v, 1, true, why, sizeof(why)))
+		return bad(err, n, "risk-set", v, why);
+	return 0;
+}
+
 static int
 set_special(struct dp_config *c, const char *name, const char *v, char *err,
 	    size_t n)
 {
+	if (!strcmp(name, "risk")) {
+		if (dp_risk_config_set(&c->risk, "mode", v, err, n))
+			return bad(err, n, name, v, "expected on, shadow or off");
+		return 0;
+	}
+	if (!strcmp(name, "risk-set"))
+		return set_risk(c, v, err, n);
 	if (!strcmp(name, "mode")) {
 		if (!strcmp(v, "decide"))
 			c->mode = DP_MODE_DECIDE;
@@ -221,8 +247,13 @@ config_line(void *user, const char *section, const char *name,
 {
 	struct ini_ctx *x = user;
 
+	if (!strcmp(section, "risk")) {
+		x->rc = dp_risk_config_set(&x->c->risk, name, value, x->err, x->n);
+		return x->rc == 0;
+	}
 	if (strcmp(section, "authd")) {
-		snprintf(x->err, x->n, "section [%s]: expected [authd]", section);
+		snprintf(x->err, x->n, "section [%s]: expected [authd] or [risk]",
+			 section);
 		x->rc = -EINVAL;
 		return 0;
 	}
