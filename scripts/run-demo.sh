@@ -13,7 +13,7 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/run-demo.sh [--users N] [--seconds S] [--seed S] [--keep]
+Usage: scripts/run-demo.sh [--users N] [--seconds S] [--seed S] [--ack MODE] [--keep]
 
 Runs authd and authgen (the load generator) against each other over a memif
 link on two cores, without hugepages, and prints decisions per second, the
@@ -22,6 +22,9 @@ answers by reason and the latency percentiles.
   --users N     users in the demo base (default 1000000; k/M suffixes)
   --seconds S   how long authgen sends (default 10)
   --seed S      seed of the base and of the workload (default 1)
+  --ack MODE    sync or async (default: sync when authd has a journal,
+                else async). On two cores the ledger worker shares a core
+                with a polling lcore, so sync answers wait for the scheduler
   --keep        keep the work directory (logs, keys, authgen JSON)
   --build DIR   the Release build (default: $BUILD/release, BUILD=build)
   -h, --help    this text
@@ -36,6 +39,7 @@ USERS=1000000
 SECS=10
 SEED=1
 KEEP=0
+ACK_MODE=
 BUILD_DIR=$ROOT/${BUILD:-build}/release
 
 while [ $# -gt 0 ]; do
@@ -44,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--seconds) SECS=${2:?--seconds needs a value}; shift 2 ;;
 	--seed) SEED=${2:?--seed needs a value}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--ack) ACK_MODE=${2:?--ack needs sync or async}; shift 2 ;;
 	--build) BUILD_DIR=${2:?--build needs a value}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run-demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -53,6 +58,8 @@ case $USERS in *[kK]) USERS=$(( ${USERS%[kK]} * 1000 )) ;; *M) USERS=$(( ${USERS
 [[ $USERS =~ ^[0-9]+$ && $USERS -ge 1 ]] || { echo "run-demo.sh: --users: a number" >&2; exit 2; }
 [[ $SECS =~ ^[0-9]+$ && $SECS -ge 1 ]] || { echo "run-demo.sh: --seconds: whole seconds" >&2; exit 2; }
 [[ $SEED =~ ^[0-9]+$ ]] || { echo "run-demo.sh: --seed: a number" >&2; exit 2; }
+[[ -z $ACK_MODE || $ACK_MODE = sync || $ACK_MODE = async ]] ||
+	{ echo "run-demo.sh: --ack: sync or async" >&2; exit 2; }
 
 # shellcheck source=scripts/authd-env.sh
 . "$ROOT/scripts/authd-env.sh"
@@ -83,10 +90,13 @@ env_keys "$KEYS" 1
 
 # 3. authd: sync acknowledgements once it has a journal, else async.
 ACK=(--ack async)
-if "$ENV_AUTHD" --help 2>/dev/null | grep -q -- '--journal DIR' &&
+if [ "$ACK_MODE" != async ] &&
+	"$ENV_AUTHD" --help 2>/dev/null | grep -q -- '--journal DIR' &&
 	"$ENV_AUTHD" --help 2>/dev/null | grep -q -- '--ack sync'; then
 	mkdir -p "$ENV_DIR/journal"
 	ACK=(--journal "$ENV_DIR/journal" --ack sync)
+elif [ "$ACK_MODE" = sync ]; then
+	fail "--ack sync: this authd has no journal (authd --help)"
 fi
 echo "== authd: lcore 0, memif server, ${ACK[*]}"
 env_authd_memif authd "$SNAP" "$KEYS" "${ACK[@]}" ||
