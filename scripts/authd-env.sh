@@ -107,13 +107,13 @@ env_keys() {
 	chmod 600 "$file"
 }
 
-# Index of a started process by name.
+# Index of the latest process started under a name (names may be reused).
 env_index() {
-	local i
+	local i found=
 	for i in "${!ENV_NAMES[@]}"; do
-		[ "${ENV_NAMES[$i]}" = "$1" ] && { echo "$i"; return 0; }
+		[ "${ENV_NAMES[$i]}" = "$1" ] && found=$i
 	done
-	return 1
+	[ -n "$found" ] && echo "$found"
 }
 
 env_pid() {
@@ -160,12 +160,12 @@ env_authgen() {
 		-l 1 --log-level=lib.eal:error \
 		--vdev "net_memif0,role=client,socket=$ENV_DIR/$peer.sock" -- \
 		--dst-ip 10.0.0.1 "$@" &
-	local pid=$!
+	local pid=$! i=${#ENV_PIDS[@]}
 	ENV_NAMES+=("gen$peer")
 	ENV_PIDS+=("$pid")
 	wait "$pid"
 	local rc=$?
-	ENV_PIDS[$(env_index "gen$peer")]=
+	ENV_PIDS[$i]=
 	rm -rf "$(env_runtime_dir "$ENV_TAG-gen$peer")"
 	return $rc
 }
