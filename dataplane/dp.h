@@ -248,10 +248,31 @@ void dp_merchants_lock(void);
 void dp_merchants_unlock(void);
 
 /* ctl.c */
+/**
+ * Open the control socket (ctx->cfg.ctl_path, default authd.sock in the EAL
+ * runtime directory; mode 0600) and start its thread. NULL, with a log line
+ * saying why, when the path exists and is not a stale socket, another authd
+ * listens there, or a system call fails.
+ */
 struct dp_ctl *dp_ctl_start(struct dp_ctx *ctx);
+/** Stop the control thread (a request in progress completes), unlink the socket. */
 void dp_ctl_stop(struct dp_ctl *c);
 
 /* stats.c */
 int dp_telemetry_register(struct dp_ctx *ctx);
+/** Telemetry answers nothing from now on: call before freeing what it reads. */
+void dp_telemetry_stop(struct dp_ctx *ctx);
+/** The control socket's `stats` answer: a new jansson object. Any thread. */
+struct json_t *dp_stats_json(const struct dp_ctx *ctx);
+
+/* policy_file.c */
+/**
+ * Load policy file @p path (INI, [policy] section, the keys of authctl
+ * policy set) over the current policy and publish it. Start-up only, from a
+ * thread that is not (yet) an RCU reader. 0, or a negative errno with
+ * "file:line: why" in @p err; nothing changes on error.
+ */
+int dp_policy_file_load(struct lim_db *db, const char *path, char *err,
+			size_t errlen);
 
 #endif /* DP_H */

@@ -284,6 +284,10 @@ setup(struct dp_ctx *ctx)
 	setup_port(ctx);
 	/* Shards: one per dataplane lcore, then the control plane, the ledger. */
 	ctx->db = load_db(&ctx->cfg, ctx->n_lcores + 2);
+	/* --policy overrides the snapshot's policy, before any packet. */
+	if (ctx->cfg.policy[0] &&
+	    dp_policy_file_load(ctx->db, ctx->cfg.policy, err, sizeof(err)))
+		die("%s", err);
 	setup_lcores(ctx);
 	ctx->ledger = dp_ledger_start(ctx);
 	if (!ctx->ledger)
@@ -298,32 +302,58 @@ setup(struct dp_ctx *ctx)
 }
 
 static void
-print_summary(FILE *f, const struct dp_ctx *ctx)
+print_summary(FILE *f, const struct dp_ctx *ctx, const struct dp_stats *s,
+	      uint64_t drained, uint64_t left)
 {
-	struct dp_stats s;
-
-	dp_stats_sum(ctx, &s);
 	fprintf(f, "authd: rx %llu tx %llu datagrams %llu records %llu "
-		   "approved %llu declined %llu errors %llu effects %llu\n",
-		(unsigned long long)s.c[DP_C_rx_pkts],
-		(unsigned long long)s.c[DP_C_tx_pkts],
-		(unsigned long long)s.c[DP_C_dgrams],
-		(unsigned long long)s.c[DP_C_records],
-		(unsigned long long)s.status[0], (unsigned long long)s.status[1],
-		(unsigned long long)s.status[2],
-		(unsigned long long)s.c[DP_C_effects]);
+		   "approved %llu declined %llu errors %llu effects %llu "
+		   "drained %llu\n",
+		(unsigned long long)s->c[DP_C_rx_pkts],
+		(unsigned long long)s->c[DP_C_tx_pkts],
+		(unsigned long long)s->c[DP_C_dgrams],
+		(unsigned long long)s->c[DP_C_records],
+		(unsigned long long)s->status[0], (unsigned long long)s->status[1],
+		(unsigned long long)s->status[2],
+		(unsigned long long)s->c[DP_C_effects],
+		(unsigned long long)drained);
+	fprintf(f, "authd: lcores stopped %d/%u, effects left in the rings %llu\n",
+		__atomic_load_n(&ctx->rx_stopped, __ATOMIC_ACQUIRE), ctx->n_lcores,
+		(unsigned long long)left);
+}
+
+/*
+ * Every lcore has stopped: wait (bounded, 5 s) until the ledger worker has
+ * taken every effect they handed over, and return how many it took.
+ */
+static uint64_t
+ledger_wait(const struct dp_ctx *ctx, uint64_t effects)
+{
+	for (unsigned i = 0; i < 5000 && dp_ledger_drained(ctx->ledger) < effects; i++)
+		usleep(1000);
+	return dp_ledger_drained(ctx->ledger);
 }
 
 static void
 shutdown_all(struct dp_ctx *ctx)
 {
+	uint64_t drained, left = 0;
+	struct dp_stats s;
+
 	rte_eal_mp_wait_lcore();
+	/* Nothing reads or changes the engine while it is taken apart. */
+	dp_ctl_stop(ctx->ctl);
+	ctx->ctl = NULL;
+	dp_telemetry_stop(ctx);
 	/* Verdicts from the last records are applied and journaled. */
 	dp_risk_stop(ctx->risk);
 	ctx->risk = NULL;
+	dp_stats_sum(ctx, &s);
+	drained = ledger_wait(ctx, s.c[DP_C_effects]);
 	dp_ledger_stop(ctx->ledger);
-	dp_ctl_stop(ctx->ctl);
-	print_summary(stderr, ctx);
+	ctx->ledger = NULL;
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		left += rte_ring_count(ctx->lc[i]->effects);
+	print_summary(stderr, ctx, &s, drained, left);
 	/*
 	 * Stop the port but do not close it nor call rte_eal_cleanup():
 	 * DPDK 22.11's memif server frees its listener's interrupt handle on

@@ -1,0 +1,1004 @@
+/*
+ * ctl_proto.h - the control protocol between authctl and authd, shared by
+ * both sides (dataplane/authctl.c, dataplane/ctl.c) and by the policy file
+ * loader (dataplane/policy_file.c).
+ *
+ * Design note. The command table and every value parser live here, once, so
+ * that authctl can fail fast with exactly the message the daemon would give,
+ * and the daemon, which is the authority, validates every request again with
+ * the same code. Values travel as the text the operator typed ("5000.50",
+ * "2026-11-25T08:00:00Z", "7d"); only the daemon turns them into state.
+ *
+ * Wire format: a unix stream socket, one connection per request. The client
+ * sends one JSON object on one line, the daemon answers one JSON object on
+ * one line and closes:
+ *
+ *   {"v":1,"cmd":"user set","args":["42"],"opts":{"limit":"5000","soft-cap":true}}
+ *   {"ok":true,...}            or    {"ok":false,"error":"precise message"}
+ *
+ * "args" are the positional arguments (strings), "opts" the options without
+ * their dashes: a string value, or true for a flag. Numbers may also be sent
+ * as JSON integers. Money in answers is integer fen in fields ending in _fen;
+ * times are unix seconds in fields ending in _s.
+ *
+ * Everything here is static inline and pure: no allocation, no I/O (authctl
+ * links neither DPDK nor the limits library; it only needs lim.h's structs
+ * and bounds).
+ */
+#ifndef CTL_PROTO_H
+#define CTL_PROTO_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../limits/lim.h"
+
+#define CTL_PROTO_VERSION 1
+#define CTL_REQUEST_MAX 65536       /* bytes of one request line */
+#define CTL_IO_TIMEOUT_MS 2000      /* a client must send or read within this */
+#define CTL_ARGS_MAX 64             /* positional arguments (policy set) */
+#define CTL_OPTS_MAX 16             /* options of one command */
+#define CTL_SOCK_NAME "authd.sock"  /* in the EAL runtime directory */
+#define CTL_RUNTIME_DIR "/var/run/dpdk" /* EAL's, for root; see authctl -f */
+
+/* ------------------------------------------------------------------------ */
+/* Value parsers. Each returns 0 or -EINVAL with "why" in err (the caller     */
+/* prefixes the option and the value).                                        */
+
+static inline int
+ctl_fail(char *err, size_t n, const char *why)
+{
+	if (err && n)
+		snprintf(err, n, "%s", why);
+	return -EINVAL;
+}
+
+/** Strict unsigned decimal: digits only, no sign, no blanks, <= max. */
+static inline int
+ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+/**
+ * Money, exactly: yuan with up to 2 decimals ("5000", "5000.5", "5000.50")
+ * or fen with a "fen" suffix ("500050fen"); 0 ..= LIM_MONEY_MAX fen.
+ */
+static inline int
+ctl_parse_money(const char *s, int64_t *out, char *err, size_t n)
+{
+	const int64_t max_yuan = LIM_MONEY_MAX / 100;
+	size_t len = s ? strlen(s) : 0;
+	int64_t yuan = 0, frac = 0;
+	unsigned digits = 0, decimals = 0;
+	const char *p = s;
+
+	if (len == 0)
+		return ctl_fail(err, n, "empty amount");
+	if (*s == '-')
+		return ctl_fail(err, n, "negative amount");
+	if (len > 3 && !strcmp(s + len - 3, "fen")) {
+		int64_t fen = 0;
+
+		for (p = s; p < s + len - 3; p++) {
+			if (*p < '0' || *p > '9')
+				return ctl_fail(err, n, "fen must be a whole number (e.g. 500050fen)");
+			if (fen > (LIM_MONEY_MAX - (*p - '0')) / 10)
+				return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
+			fen = fen * 10 + (*p - '0');
+		}
+		*out = fen;
+		return 0;
+	}
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		if (yuan > (max_yuan - (*p - '0')) / 10)
+			return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
+		yuan = yuan * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, decimals++)
+			if (decimals < 2)
+				frac = frac * 10 + (*p - '0');
+		if (decimals == 0 && *p == '\0')
+			return ctl_fail(err, n, "no digits after the decimal point");
+	}
+	if (*p != '\0' || digits == 0)
+		return ctl_fail(err, n,
+				"not an amount (yuan such as 5000 or 5000.50, or fen such as 500050fen)");
+	if (decimals > 2)
+		return ctl_fail(err, n, "more than 2 decimal places (the smallest unit is 1 fen = 0.01 yuan)");
+	if (decimals == 1)
+		frac *= 10;
+	if (yuan * 100 + frac > LIM_MONEY_MAX)
+		return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
+	*out = yuan * 100 + frac;
+	return 0;
+}
+
+/** "-12.34" for -1234 fen: yuan with exactly two decimals. */
+static inline const char *
+ctl_fmt_money(int64_t fen, char *buf, size_t n)
+{
+	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
+
+	snprintf(buf, n, "%s%llu.%02llu", fen < 0 ? "-" : "",
+		 (unsigned long long)(a / 100), (unsigned long long)(a % 100));
+	return buf;
+}
+
+/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
+static inline int64_t
+ctl_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static inline unsigned
+ctl_month_days(unsigned y, unsigned m)
+{
+	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30,
+					       31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Exactly @p w digits at *p, advanced past them. */
+static inline bool
+ctl_digits(const char **p, unsigned w, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (unsigned i = 0; i < w; i++) {
+		char c = (*p)[i];
+
+		if (c < '0' || c > '9')
+			return false;
+		v = v * 10 + (unsigned)(c - '0');
+	}
+	*p += w;
+	*out = v;
+	return true;
+}
+
+/**
+ * A point in time: unix seconds ("1764057600") or ISO 8601 in UTC
+ * ("2026-11-25", "2026-11-25T08:00Z", "2026-11-25T08:00:00Z", "...+00:00").
+ */
+static inline int
+ctl_parse_time(const char *s, uint32_t *out, char *err, size_t n)
+{
+	const char *why = "expected unix seconds or ISO 8601 UTC such as 2026-11-25T08:00:00Z";
+	unsigned y, mo, d, h = 0, mi = 0, se = 0;
+	const char *p = s;
+	uint64_t v;
+	int64_t t;
+
+	if (s && ctl_parse_uint(s, UINT32_MAX, &v) == 0) {
+		*out = (uint32_t)v;
+		return 0;
+	}
+	if (!s || !ctl_digits(&p, 4, &y) || *p++ != '-' || !ctl_digits(&p, 2, &mo) ||
+	    *p++ != '-' || !ctl_digits(&p, 2, &d))
+		return ctl_fail(err, n, why);
+	if (*p == 'T') {
+		p++;
+		if (!ctl_digits(&p, 2, &h) || *p++ != ':' || !ctl_digits(&p, 2, &mi))
+			return ctl_fail(err, n, why);
+		if (*p == ':' && (p++, !ctl_digits(&p, 2, &se)))
+			return ctl_fail(err, n, why);
+		if (strcmp(p, "Z") && strcmp(p, "+00:00"))
+			return ctl_fail(err, n, "times must be UTC: end them with Z or +00:00");
+	} else if (*p) {
+		return ctl_fail(err, n, why);
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > ctl_month_days(y, mo) || h > 23 ||
+	    mi > 59 || se > 59)
+		return ctl_fail(err, n, "no such date or time of day");
+	t = ctl_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+	if (t < 0 || t > (int64_t)UINT32_MAX)
+		return ctl_fail(err, n, "outside 1970-01-01 .. 2106-02-07");
+	*out = (uint32_t)t;
+	return 0;
+}
+
+/** "2026-11-25T08:00:00Z". */
+static inline const char *
+ctl_fmt_time(uint32_t t, char *buf, size_t n)
+{
+	int64_t z = t / 86400 + 719468, era = z / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+	unsigned s = t % 86400;
+
+	snprintf(buf, n, "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
+		 s / 3600, s / 60 % 60, s % 60);
+	return buf;
+}
+
+/** A duration: "7d", "12h", "30m", "45s", "1d12h", or plain seconds. */
+static inline int
+ctl_parse_duration(const char *s, uint32_t *out, char *err, size_t n)
+{
+	const char *why = "expected a duration such as 7d, 12h, 30m, 45s or 1d12h";
+	uint64_t total = 0;
+	const char *p = s;
+
+	if (!s || !*s)
+		return ctl_fail(err, n, why);
+	while (*p) {
+		uint64_t v = 0, mult;
+		unsigned digits = 0;
+
+		for (; *p >= '0' && *p <= '9' && digits < 11; p++, digits++)
+			v = v * 10 + (uint64_t)(*p - '0');
+		if (digits == 0 || digits > 10)
+			return ctl_fail(err, n, why);
+		switch (*p) {
+		case 'd': mult = 86400; p++; break;
+		case 'h': mult = 3600; p++; break;
+		case 'm': mult = 60; p++; break;
+		case 's': mult = 1; p++; break;
+		case '\0':
+			if (p - s != (ptrdiff_t)digits)
+				return ctl_fail(err, n, why); /* "1d30": unit missing */
+			mult = 1;
+			break;
+		default:
+			return ctl_fail(err, n, why);
+		}
+		total += v * mult;
+		if (total > UINT32_MAX)
+			return ctl_fail(err, n, "longer than 136 years");
+	}
+	*out = (uint32_t)total;
+	return 0;
+}
+
+/** "7d", "1d12h", "90s", "0s": the largest units that divide exactly. */
+static inline const char *
+ctl_fmt_duration(uint32_t s, char *buf, size_t n)
+{
+	static const struct { uint32_t sec; char unit; } u[] = {
+		{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (s == 0) {
+		snprintf(buf, n, "0s");
+		return buf;
+	}
+	for (unsigned i = 0; i < 4 && off < n; i++)
+		if (s >= u[i].sec) {
+			off += (size_t)snprintf(buf + off, n - off, "%u%c",
+						s / u[i].sec, u[i].unit);
+			s %= u[i].sec;
+		}
+	return buf;
+}
+
+/** A UTC offset: "+08:00", "-05:30", "+0800", "+8", "Z", "UTC"; within +-14:00. */
+static inline int
+ctl_parse_tz(const char *s, int32_t *out, char *err, size_t n)
+{
+	const char *why = "expected a UTC offset such as +08:00, -05:30 or Z";
+	unsigned h = 0, m = 0;
+	const char *p;
+	int sign;
+
+	if (!s || !*s)
+		return ctl_fail(err, n, why);
+	if (!strcmp(s, "Z") || !strcmp(s, "UTC")) {
+		*out = 0;
+		return 0;
+	}
+	if (*s != '+' && *s != '-')
+		return ctl_fail(err, n, why);
+	sign = *s == '-' ? -1 : 1;
+	p = s + 1;
+	if (ctl_digits(&p, 2, &h)) {
+		if (*p == ':')
+			p++;
+		if (*p && !ctl_digits(&p, 2, &m))
+			return ctl_fail(err, n, why);
+	} else if (!ctl_digits(&p, 1, &h)) {
+		return ctl_fail(err, n, why);
+	}
+	if (*p || m > 59)
+		return ctl_fail(err, n, why);
+	if (h * 60 + m > 14 * 60)
+		return ctl_fail(err, n, "offset beyond +-14:00");
+	*out = sign * (int32_t)(h * 3600 + m * 60);
+	return 0;
+}
+
+static inline const char *
+ctl_fmt_tz(int32_t off, char *buf, size_t n)
+{
+	unsigned a = (unsigned)(off < 0 ? -off : off);
+
+	snprintf(buf, n, "%c%02u:%02u", off < 0 ? '-' : '+', a / 3600,
+		 a / 60 % 60);
+	return buf;
+}
+
+/* Comma-separated words of @p names (bit i for names[i]) or "none". */
+static inline int
+ctl_parse_set(const char *s, const char *const *names, const uint8_t *bits,
+	      unsigned count, uint8_t *out)
+{
+	uint8_t v = 0;
+	const char *p = s;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (!strcmp(s, "none")) {
+		*out = 0;
+		return 0;
+	}
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		bool found = false;
+
+		for (unsigned i = 0; i < count; i++)
+			if (strlen(names[i]) == len && !strncmp(p, names[i], len)) {
+				v |= bits[i];
+				found = true;
+			}
+		if (!found)
+			return -EINVAL;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	*out = v;
+	return 0;
+}
+
+static inline void
+ctl_fmt_set(uint8_t v, const char *const *names, const uint8_t *bits,
+	    unsigned count, char *buf, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < count; i++)
+		if ((v & bits[i]) && off < n)
+			off += (size_t)snprintf(buf + off, n - off, "%s%s",
+						off ? "," : "", names[i]);
+	if (!off)
+		snprintf(buf, n, "none");
+}
+
+static const char *const ctl_product_names[] = {"pl", "inst", "cash"};
+static const uint8_t ctl_product_bits[] = {
+	1u << LIM_PRODUCT_PAYLATER, 1u << LIM_PRODUCT_INSTALLMENT,
+	1u << LIM_PRODUCT_CASH};
+static const char *const ctl_subsidy_names[] = {"3", "6", "12"};
+static const uint8_t ctl_subsidy_bits[] = {LIM_SUBSIDY_3, LIM_SUBSIDY_6,
+					   LIM_SUBSIDY_12};
+
+/** Products "pl,inst,cash" (pay later, installment, cash loan) or "none". */
+static inline int
+ctl_parse_products(const char *s, uint8_t *out, char *err, size_t n)
+{
+	if (ctl_parse_set(s, ctl_product_names, ctl_product_bits, 3, out))
+		return ctl_fail(err, n, "expected products from pl,inst,cash (comma-separated) or none");
+	return 0;
+}
+
+static inline const char *
+ctl_fmt_products(uint8_t v, char *buf, size_t n)
+{
+	ctl_fmt_set(v, ctl_product_names, ctl_product_bits, 3, buf, n);
+	return buf;
+}
+
+/** Subsidised installment terms "3,6,12" or "none". */
+static inline int
+ctl_parse_subsidy(const char *s, uint8_t *out, char *err, size_t n)
+{
+	if (ctl_parse_set(s, ctl_subsidy_names, ctl_subsidy_bits, 3, out))
+		return ctl_fail(err, n, "expected terms from 3,6,12 (comma-separated) or none");
+	return 0;
+}
+
+static inline const char *
+ctl_fmt_subsidy(uint8_t v, char *buf, size_t n)
+{
+	ctl_fmt_set(v, ctl_subsidy_names, ctl_subsidy_bits, 3, buf, n);
+	return buf;
+}
+
+static inline int
+ctl_parse_bool(const char *s, bool *out, char *err, size_t n)
+{
+	if (s && (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") ||
+		  !strcmp(s, "on")))
+		*out = true;
+	else if (s && (!strcmp(s, "no") || !strcmp(s, "false") ||
+		       !strcmp(s, "0") || !strcmp(s, "off")))
+		*out = false;
+	else
+		return ctl_fail(err, n, "expected yes or no");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Policy keys: one table for `policy show`, `policy set` and --policy FILE   */
+
+enum ctl_pkind {
+	CTL_P_MONEY,     /* int64_t fen */
+	CTL_P_DURATION,  /* uint32_t seconds */
+	CTL_P_TZ,        /* int32_t seconds east of UTC */
+	CTL_P_PCT,       /* uint8_t 0..100 */
+	CTL_P_BOOL,      /* uint8_t 0/1 */
+	CTL_P_SCORE,     /* uint16_t 0..1000 */
+	CTL_P_PRODUCTS,  /* uint8_t product bits */
+	CTL_P_TERMS,     /* uint8_t 0, 3, 6, 12 */
+	CTL_P_COUNT,     /* uint8_t 0..255 */
+};
+
+struct ctl_pkey {
+	const char *name;
+	enum ctl_pkind kind;
+	size_t off;       /* in struct lim_policy, or in struct lim_tier */
+	const char *help;
+};
+
+#define CTL_PK(name, kind, field, help)                                        \
+	{name, kind, offsetof(struct lim_policy, field), help}
+#define CTL_TK(name, kind, field, help)                                        \
+	{name, kind, offsetof(struct lim_tier, field), help}
+
+static const struct ctl_pkey ctl_policy_keys[] = {
+	CTL_PK("ceiling", CTL_P_MONEY, ceiling_fen,
+	       "company-wide lending ceiling (amount)"),
+	CTL_PK("cap-chunk", CTL_P_MONEY, cap_chunk_fen,
+	       "ceiling refill chunk per core (amount); slack <= cores x 2 x chunk"),
+	CTL_PK("tz", CTL_P_TZ, tz_offset_s,
+	       "time zone of days and months (UTC offset, +08:00)"),
+	CTL_PK("hold-ttl", CTL_P_DURATION, hold_ttl_s,
+	       "how long an authorization holds credit (duration)"),
+	CTL_PK("retain", CTL_P_DURATION, retain_s,
+	       "request ids kept for idempotency (duration, >= hold-ttl)"),
+	CTL_PK("refund-window", CTL_P_DURATION, refund_window_s,
+	       "captured authorizations kept for refunds (duration)"),
+	CTL_PK("cool-cash", CTL_P_DURATION, cool_cash_s,
+	       "no cash loan this long after the last one (duration)"),
+	CTL_PK("cool-raise", CTL_P_DURATION, cool_raise_s,
+	       "no cash loan this long after a limit raise (duration)"),
+	CTL_PK("own-share-min", CTL_P_PCT, own_share_min_pct,
+	       "company's minimum share of a jointly funded loan (percent)"),
+	CTL_PK("low-avail", CTL_P_PCT, low_avail_pct,
+	       "LOW_AVAILABLE note below this share of the limit (percent)"),
+	CTL_PK("inst-cash", CTL_P_PCT, inst_cash_pct,
+	       "cash limit lowered by this share of installment debt (percent)"),
+	CTL_PK("unknown-merchant-ok", CTL_P_BOOL, unknown_merchant_ok,
+	       "accept merchants that are not in the table (yes/no)"),
+	CTL_PK("risk-decline", CTL_P_SCORE, risk_decline,
+	       "RISK_CASHOUT at or above this risk score (0..1000, 0 = off)"),
+};
+
+static const struct ctl_pkey ctl_tier_keys[] = {
+	CTL_TK("products", CTL_P_PRODUCTS, products,
+	       "products the tier may use (pl,inst,cash or none)"),
+	CTL_TK("max-terms", CTL_P_TERMS, max_terms,
+	       "longest installment (0, 3, 6 or 12 terms)"),
+	CTL_TK("vel-min-n", CTL_P_COUNT, vel_min_n,
+	       "approvals per minute (0..255, 0 = no limit)"),
+	CTL_TK("vel-day-n", CTL_P_COUNT, vel_day_n,
+	       "approvals per day (0..255, 0 = no limit)"),
+	CTL_TK("vel-min", CTL_P_MONEY, vel_min_fen,
+	       "approved amount per minute (amount, 0 = no limit)"),
+	CTL_TK("vel-day", CTL_P_MONEY, vel_day_fen,
+	       "approved amount per day (amount, 0 = no limit)"),
+	CTL_TK("cash-pct", CTL_P_PCT, cash_pct,
+	       "cash sub-limit as a share of the limit (percent)"),
+	CTL_TK("large-spend", CTL_P_MONEY, large_spend_fen,
+	       "LARGE_SPEND note at or above this amount (0 = off)"),
+};
+
+#define CTL_POLICY_KEYS (sizeof(ctl_policy_keys) / sizeof(ctl_policy_keys[0]))
+#define CTL_TIER_KEYS (sizeof(ctl_tier_keys) / sizeof(ctl_tier_keys[0]))
+
+/* Find "key" or "tier.N.key": the entry and the base it applies to. */
+static inline const struct ctl_pkey *
+ctl_policy_key(struct lim_policy *p, const char *key, void **base)
+{
+	if (!strncmp(key, "tier.", 5)) {
+		const char *dot = strchr(key + 5, '.');
+		char num[4];
+		uint64_t t;
+
+		if (!dot || dot - (key + 5) >= (ptrdiff_t)sizeof(num))
+			return NULL;
+		memcpy(num, key + 5, (size_t)(dot - (key + 5)));
+		num[dot - (key + 5)] = '\0';
+		if (ctl_parse_uint(num, LIM_TIERS - 1, &t))
+			return NULL;
+		for (unsigned i = 0; i < CTL_TIER_KEYS; i++)
+			if (!strcmp(dot + 1, ctl_tier_keys[i].name)) {
+				*base = &p->tier[t];
+				return &ctl_tier_keys[i];
+			}
+		return NULL;
+	}
+	for (unsigned i = 0; i < CTL_POLICY_KEYS; i++)
+		if (!strcmp(key, ctl_policy_keys[i].name)) {
+			*base = p;
+			return &ctl_policy_keys[i];
+		}
+	return NULL;
+}
+
+/* Parse @p v for key kind @p k into the field at @p f. */
+static inline int
+ctl_pkey_parse(const struct ctl_pkey *k, void *f, const char *v, char *why,
+	       size_t wn)
+{
+	uint64_t u;
+	int64_t m;
+	uint32_t d;
+	int32_t tz;
+	uint8_t b;
+	bool yes;
+
+	switch (k->kind) {
+	case CTL_P_MONEY:
+		if (ctl_parse_money(v, &m, why, wn))
+			return -EINVAL;
+		memcpy(f, &m, sizeof(m));
+		return 0;
+	case CTL_P_DURATION:
+		if (ctl_parse_duration(v, &d, why, wn))
+			return -EINVAL;
+		memcpy(f, &d, sizeof(d));
+		return 0;
+	case CTL_P_TZ:
+		if (ctl_parse_tz(v, &tz, why, wn))
+			return -EINVAL;
+		memcpy(f, &tz, sizeof(tz));
+		return 0;
+	case CTL_P_BOOL:
+		if (ctl_parse_bool(v, &yes, why, wn))
+			return -EINVAL;
+		*(uint8_t *)f = yes;
+		return 0;
+	case CTL_P_PRODUCTS:
+		if (ctl_parse_products(v, &b, why, wn))
+			return -EINVAL;
+		*(uint8_t *)f = b;
+		return 0;
+	case CTL_P_SCORE:
+		if (ctl_parse_uint(v, 1000, &u))
+			return ctl_fail(why, wn, "expected a score in 0..1000");
+		*(uint16_t *)f = (uint16_t)u;
+		return 0;
+	case CTL_P_PCT:
+		if (ctl_parse_uint(v, 100, &u))
+			return ctl_fail(why, wn, "expected a percentage in 0..100");
+		*(uint8_t *)f = (uint8_t)u;
+		return 0;
+	case CTL_P_TERMS:
+		if (ctl_parse_uint(v, 12, &u) || (u != 0 && u != 3 && u != 6 && u != 12))
+			return ctl_fail(why, wn, "expected 0, 3, 6 or 12");
+		*(uint8_t *)f = (uint8_t)u;
+		return 0;
+	case CTL_P_COUNT:
+		if (ctl_parse_uint(v, 255, &u))
+			return ctl_fail(why, wn, "expected a count in 0..255");
+		*(uint8_t *)f = (uint8_t)u;
+		return 0;
+	}
+	return ctl_fail(why, wn, "unknown key kind");
+}
+
+/**
+ * Set policy key @p key (as in `policy set` and the policy file) from text.
+ * 0, or -EINVAL with "key=value: why" in @p err. Only the field changes;
+ * the caller checks the whole policy (lim_policy_check()).
+ */
+static inline int
+ctl_policy_set_kv(struct lim_policy *p, const char *key, const char *value,
+		  char *err, size_t n)
+{
+	void *base = NULL;
+	const struct ctl_pkey *k = ctl_policy_key(p, key, &base);
+	char why[160];
+
+	if (!k) {
+		snprintf(err, n, "unknown policy key '%s' (authctl help policy lists them)", key);
+		return -EINVAL;
+	}
+	if (ctl_pkey_parse(k, (char *)base + k->off, value, why, sizeof(why))) {
+		snprintf(err, n, "%s=%s: %s", key, value, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/** "key=value" (as in `policy set`) onto @p p; see ctl_policy_set_kv(). */
+static inline int
+ctl_policy_assign(struct lim_policy *p, const char *kv, char *err, size_t n)
+{
+	const char *eq = strchr(kv, '=');
+	char key[64];
+
+	if (!eq || eq == kv) {
+		snprintf(err, n, "%s: expected KEY=VALUE", kv);
+		return -EINVAL;
+	}
+	if ((size_t)(eq - kv) >= sizeof(key)) {
+		snprintf(err, n, "unknown policy key '%.*s' (authctl help policy lists them)",
+			 (int)(eq - kv), kv);
+		return -EINVAL;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	return ctl_policy_set_kv(p, key, eq + 1, err, n);
+}
+
+/** The value of key @p k at @p base, as `policy set` accepts it. */
+static inline const char *
+ctl_pkey_fmt(const struct ctl_pkey *k, const void *base, char *buf, size_t n)
+{
+	const char *f = (const char *)base + k->off;
+	int64_t m;
+	uint32_t d;
+	int32_t tz;
+	uint16_t s;
+
+	switch (k->kind) {
+	case CTL_P_MONEY:
+		memcpy(&m, f, sizeof(m));
+		return ctl_fmt_money(m, buf, n);
+	case CTL_P_DURATION:
+		memcpy(&d, f, sizeof(d));
+		return ctl_fmt_duration(d, buf, n);
+	case CTL_P_TZ:
+		memcpy(&tz, f, sizeof(tz));
+		return ctl_fmt_tz(tz, buf, n);
+	case CTL_P_BOOL:
+		snprintf(buf, n, "%s", *(const uint8_t *)f ? "yes" : "no");
+		return buf;
+	case CTL_P_PRODUCTS:
+		return ctl_fmt_products(*(const uint8_t *)f, buf, n);
+	case CTL_P_SCORE:
+		memcpy(&s, f, sizeof(s));
+		snprintf(buf, n, "%u", s);
+		return buf;
+	default:
+		snprintf(buf, n, "%u", *(const uint8_t *)f);
+		return buf;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Commands                                                                   */
+
+enum ctl_vkind {
+	CTL_V_FLAG,          /* no value */
+	CTL_V_UINT,          /* decimal in [min, max] */
+	CTL_V_MONEY,         /* ctl_parse_money */
+	CTL_V_MONEY_NONE,    /* amount or "none" */
+	CTL_V_MONEY_DEFAULT, /* amount or "default" */
+	CTL_V_TIME,          /* ctl_parse_time */
+	CTL_V_PRODUCTS,
+	CTL_V_SUBSIDY,
+	CTL_V_PATH,          /* absolute path (authctl makes it absolute) */
+	CTL_V_ASSIGN,        /* policy key=value */
+};
+
+struct ctl_opt {
+	const char *name;        /* without dashes */
+	enum ctl_vkind kind;
+	uint64_t min, max;       /* CTL_V_UINT */
+	const char *arg;         /* placeholder for help */
+	const char *help;
+};
+
+/* A parsed value. */
+struct ctl_val {
+	bool set;
+	bool special;            /* "none" / "default" */
+	uint64_t u;              /* CTL_V_UINT, CTL_V_TIME */
+	int64_t fen;             /* money kinds */
+	uint8_t bits;            /* products, subsidy */
+	const char *text;        /* the text as given */
+};
+
+#define CTL_CMD_CHANGES 0x01 /* changes state: logged with the peer's uid */
+
+struct ctl_cmd {
+	const char *name;        /* "user set" */
+	const char *synopsis;    /* after the name */
+	unsigned flags;
+	unsigned args_min, args_max;
+	const struct ctl_opt *arg;   /* kind of every positional argument */
+	const struct ctl_opt *opts;  /* NULL-terminated by name */
+	const char *summary;
+};
+
+#define CTL_ID_USER {"ID", CTL_V_UINT, 1, UINT64_MAX, "ID", "user id"}
+#define CTL_ID_MERCHANT {"ID", CTL_V_UINT, 1, UINT32_MAX, "ID", "merchant id"}
+#define CTL_ID_FUNDER {"ID", CTL_V_UINT, 0, UINT16_MAX, "ID", "funder id"}
+#define CTL_ID_GATEWAY {"GATEWAY", CTL_V_UINT, 0, UINT32_MAX, "GATEWAY", "gateway id"}
+
+static const struct ctl_opt ctl_arg_user = CTL_ID_USER;
+static const struct ctl_opt ctl_arg_merchant = CTL_ID_MERCHANT;
+static const struct ctl_opt ctl_arg_funder = CTL_ID_FUNDER;
+static const struct ctl_opt ctl_arg_gateway = CTL_ID_GATEWAY;
+static const struct ctl_opt ctl_arg_path = {"FILE", CTL_V_PATH, 0, 0, "FILE", "file"};
+static const struct ctl_opt ctl_arg_time = {"TIME", CTL_V_TIME, 0, 0, "TIME", "time"};
+static const struct ctl_opt ctl_arg_assign = {"KEY=VALUE", CTL_V_ASSIGN, 0, 0,
+					      "KEY=VALUE", "policy setting"};
+
+static const struct ctl_opt ctl_user_opts[] = {
+	{"limit", CTL_V_MONEY, 0, 0, "AMOUNT",
+	 "credit limit; a raise also starts the cooling-off period for cash loans (policy cool-raise)"},
+	{"temp-quota", CTL_V_MONEY, 0, 0, "AMOUNT",
+	 "temporary quota added to the limit until --until (0 removes it)"},
+	{"until", CTL_V_TIME, 0, 0, "TIME", "expiry of the temporary quota"},
+	{"self-cap", CTL_V_MONEY_NONE, 0, 0, "AMOUNT|none",
+	 "the user's own monthly spending cap (bill assistant)"},
+	{"soft-cap", CTL_V_FLAG, 0, 0, NULL,
+	 "over the self cap: approve and flag OVER_SELF_CAP_SOFT"},
+	{"hard-cap", CTL_V_FLAG, 0, 0, NULL, "over the self cap: decline OVER_SELF_CAP"},
+	{"tier", CTL_V_UINT, 0, LIM_TIERS - 1, "N", "risk tier 0..7 (policy tier.N.*)"},
+	{"region", CTL_V_UINT, 0, UINT16_MAX, "N", "region code 0..65535"},
+	{"cash-limit", CTL_V_MONEY_DEFAULT, 0, 0, "AMOUNT|default",
+	 "cash-loan sub-limit; default: the tier's cash-pct of the limit"},
+	{"alert", CTL_V_MONEY_DEFAULT, 0, 0, "AMOUNT|default",
+	 "large-spend alert threshold; default: the tier's large-spend"},
+	{"risk", CTL_V_UINT, 0, 1000, "N", "risk score 0..1000 (kept in steps of 4)"},
+	{NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ctl_opt ctl_merchant_opts[] = {
+	{"mcc", CTL_V_UINT, 0, UINT16_MAX, "N", "merchant category code"},
+	{"region", CTL_V_UINT, 0, UINT16_MAX, "N", "region code 0..65535"},
+	{"subsidy", CTL_V_SUBSIDY, 0, 0, "3,6,12|none",
+	 "installment terms whose interest the merchant pays (INTEREST_FREE)"},
+	{"risk", CTL_V_UINT, 0, 1000, "N", "merchant risk score 0..1000"},
+	{NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ctl_opt ctl_funder_opts[] = {
+	{"quota", CTL_V_MONEY, 0, 0, "AMOUNT", "origination quota of the funder's share"},
+	{"share", CTL_V_UINT, 0, 100, "PCT", "the bank's share of each loan, percent"},
+	{"region", CTL_V_UINT, 0, UINT16_MAX, "N", "0 = national; else only users of this region"},
+	{"products", CTL_V_PRODUCTS, 0, 0, "pl,inst,cash", "products it funds (default all)"},
+	{NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct ctl_opt ctl_no_opts[] = {{NULL, 0, 0, 0, NULL, NULL}};
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{"stats", "", 0, 0, 0, NULL, ctl_no_opts,
+	 "counters: totals and per lcore, reasons, drops, latency, tables"},
+	{"user show", "ID", 0, 1, 1, &ctl_arg_user, ctl_no_opts,
+	 "a user's settings, balances, available credit, month spend, velocity"},
+	{"user set", "ID [options]", CTL_CMD_CHANGES, 1, 1, &ctl_arg_user, ctl_user_opts,
+	 "change a user's settings"},
+	{"user add", "ID --limit AMOUNT [options]", CTL_CMD_CHANGES, 1, 1, &ctl_arg_user,
+	 ctl_user_opts, "add a user"},
+	{"user freeze", "ID", CTL_CMD_CHANGES, 1, 1, &ctl_arg_user, ctl_no_opts,
+	 "decline the user's new authorizations (USER_FROZEN)"},
+	{"user unfreeze", "ID", CTL_CMD_CHANGES, 1, 1, &ctl_arg_user, ctl_no_opts,
+	 "lift a freeze"},
+	{"merchant show", "ID", 0, 1, 1, &ctl_arg_merchant, ctl_no_opts, "a merchant"},
+	{"merchant set", "ID [options]", CTL_CMD_CHANGES, 1, 1, &ctl_arg_merchant,
+	 ctl_merchant_opts, "add or change a merchant"},
+	{"merchant block", "ID", CTL_CMD_CHANGES, 1, 1, &ctl_arg_merchant, ctl_no_opts,
+	 "decline payments to the merchant (MERCHANT_BLOCKED); adds it if unknown"},
+	{"merchant unblock", "ID", CTL_CMD_CHANGES, 1, 1, &ctl_arg_merchant, ctl_no_opts,
+	 "lift a block"},
+	{"funder list", "", 0, 0, 0, NULL, ctl_no_opts,
+	 "the funder table in priority order, with quotas"},
+	{"funder set", "ID [--quota AMOUNT] [--share PCT] [options]", CTL_CMD_CHANGES, 1, 1,
+	 &ctl_arg_funder, ctl_funder_opts, "add or change a funder"},
+	{"funder del", "ID", CTL_CMD_CHANGES, 1, 1, &ctl_arg_funder, ctl_no_opts,
+	 "remove a partner bank"},
+	{"policy show", "", 0, 0, 0, NULL, ctl_no_opts, "every policy key and its value"},
+	{"policy set", "KEY=VALUE ...", CTL_CMD_CHANGES, 1, CTL_ARGS_MAX, &ctl_arg_assign,
+	 ctl_no_opts, "change policy keys, all or none"},
+	{"keys show", "", 0, 0, 0, NULL, ctl_no_opts,
+	 "gateways, their key ids and allowed sources (never key material)"},
+	{"keys rotate", "GATEWAY", CTL_CMD_CHANGES, 1, 1, &ctl_arg_gateway, ctl_no_opts,
+	 "new key for a gateway; the previous one stays valid"},
+	{"snapshot save", "FILE", CTL_CMD_CHANGES, 1, 1, &ctl_arg_path, ctl_no_opts,
+	 "write every table to FILE without stopping"},
+	{"clock show", "", 0, 0, 0, NULL, ctl_no_opts, "the engine's clock"},
+	{"clock set", "TIME", CTL_CMD_CHANGES, 1, 1, &ctl_arg_time, ctl_no_opts,
+	 "move a fixed clock (--clock fixed:...)"},
+	{"risk show", "", 0, 0, 0, NULL, ctl_no_opts,
+	 "the risk worker: mode, thresholds, counters, tables"},
+	{"risk set", "KEY=VALUE ...", CTL_CMD_CHANGES, 1, CTL_ARGS_MAX, &ctl_arg_assign,
+	 ctl_no_opts, "change the risk mode or a threshold (docs/risk.md)"},
+};
+
+#define CTL_CMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
+
+static inline const struct ctl_cmd *
+ctl_cmd_find(const char *name)
+{
+	for (unsigned i = 0; i < CTL_CMDS; i++)
+		if (!strcmp(ctl_cmds[i].name, name))
+			return &ctl_cmds[i];
+	return NULL;
+}
+
+/** Index of option @p name in @p opts, or -1. */
+static inline int
+ctl_opt_index(const struct ctl_opt *opts, const char *name)
+{
+	for (int i = 0; opts[i].name; i++)
+		if (!strcmp(opts[i].name, name))
+			return i;
+	return -1;
+}
+
+/**
+ * Parse the text @p v of option (or argument) @p o into @p out.
+ * 0, or -EINVAL with "--name value: why" (or "NAME value: why") in @p err.
+ */
+static inline int
+ctl_val_parse(const struct ctl_opt *o, bool is_arg, const char *v,
+	      struct ctl_val *out, char *err, size_t n)
+{
+	char why[160] = "";
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->set = true;
+	out->text = v;
+	switch (o->kind) {
+	case CTL_V_FLAG:
+		return 0;
+	case CTL_V_UINT:
+		rc = ctl_parse_uint(v, o->max, &out->u);
+		if (rc == 0 && out->u < o->min)
+			rc = -ERANGE;
+		if (rc)
+			snprintf(why, sizeof(why), "expected a whole number in %llu..%llu",
+				 (unsigned long long)o->min, (unsigned long long)o->max);
+		break;
+	case CTL_V_MONEY_NONE:
+	case CTL_V_MONEY_DEFAULT:
+		if (!strcmp(v, o->kind == CTL_V_MONEY_NONE ? "none" : "default")) {
+			out->special = true;
+			return 0;
+		}
+		/* fall through */
+	case CTL_V_MONEY:
+		rc = ctl_parse_money(v, &out->fen, why, sizeof(why));
+		break;
+	case CTL_V_TIME: {
+		uint32_t t = 0;
+
+		rc = ctl_parse_time(v, &t, why, sizeof(why));
+		out->u = t;
+		break;
+	}
+	case CTL_V_PRODUCTS:
+		rc = ctl_parse_products(v, &out->bits, why, sizeof(why));
+		break;
+	case CTL_V_SUBSIDY:
+		rc = ctl_parse_subsidy(v, &out->bits, why, sizeof(why));
+		break;
+	case CTL_V_PATH:
+		if (v[0] != '/')
+			rc = ctl_fail(why, sizeof(why), "must be an absolute path");
+		else if (strlen(v) >= 4096)
+			rc = ctl_fail(why, sizeof(why), "path too long");
+		break;
+	case CTL_V_ASSIGN:
+		if (!strchr(v, '=') || v[0] == '=')
+			rc = ctl_fail(why, sizeof(why), "expected KEY=VALUE");
+		break;
+	}
+	if (rc) {
+		snprintf(err, n, "%s%s %s: %s", is_arg ? "" : "--",
+			 is_arg ? o->arg : o->name, v, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A request parsed against the command table. */
+struct ctl_req {
+	const struct ctl_cmd *cmd;
+	unsigned n_args;
+	const char *args[CTL_ARGS_MAX];
+	struct ctl_val arg[CTL_ARGS_MAX];
+	struct ctl_val opt[CTL_OPTS_MAX];   /* by index in cmd->opts */
+};
+
+/** The parsed option @p name of @p r (never NULL for a known name). */
+static inline const struct ctl_val *
+ctl_opt(const struct ctl_req *r, const char *name)
+{
+	static const struct ctl_val unset;
+	int i = ctl_opt_index(r->cmd->opts, name);
+
+	return i < 0 ? &unset : &r->opt[i];
+}
+
+/**
+ * Checks across options, after every value parsed. Both sides run them.
+ * 0 or -EINVAL with a message.
+ */
+static inline int
+ctl_req_check(const struct ctl_req *r, char *err, size_t n)
+{
+	const char *name = r->cmd->name;
+	bool user = !strcmp(name, "user set") || !strcmp(name, "user add");
+
+	if (user && ctl_opt(r, "temp-quota")->set != ctl_opt(r, "until")->set) {
+		snprintf(err, n, "%s: --temp-quota and --until go together", name);
+		return -EINVAL;
+	}
+	if (user && ctl_opt(r, "soft-cap")->set && ctl_opt(r, "hard-cap")->set) {
+		snprintf(err, n, "%s: --soft-cap and --hard-cap exclude each other", name);
+		return -EINVAL;
+	}
+	if (!strcmp(name, "user add") && !ctl_opt(r, "limit")->set) {
+		snprintf(err, n, "user add: --limit is required");
+		return -EINVAL;
+	}
+	if (!strcmp(name, "policy set")) {
+		struct lim_policy scratch;
+		char why[256];
+
+		/* Each key and value; the policy as a whole is the daemon's check. */
+		memset(&scratch, 0, sizeof(scratch));
+		for (unsigned i = 0; i < r->n_args; i++)
+			if (ctl_policy_assign(&scratch, r->args[i], why, sizeof(why))) {
+				snprintf(err, n, "policy set: %s", why);
+				return -EINVAL;
+			}
+	}
+	if (!strcmp(name, "user set")) {
+		bool any = false;
+
+		for (unsigned i = 0; i < CTL_OPTS_MAX && r->cmd->opts[i].name; i++)
+			any |= r->opt[i].set;
+		if (!any) {
+			snprintf(err, n, "user set: nothing to change (see authctl help user)");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+#endif /* CTL_PROTO_H */
