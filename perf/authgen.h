@@ -205,7 +205,8 @@ struct gen_config {
 	_(wrong_ids, "records whose request_id/user_id/op are not echoed "     \
 		     "in order")                                               \
 	_(tx_full, "datagrams the TX queue did not take (freed, not sent)")    \
-	_(inflight_full, "open loop: sends skipped, in-flight table full")     \
+	_(inflight_full, "open loop: in-flight table full, the oldest datagram "\
+			 "declared lost to make room")                         \
 	_(behind, "open loop: sends later than scheduled by > 100 us")         \
 	_(substituted, "captures/voids/refunds/repays sent as authorizations " \
 		       "(nothing to name yet)")                                \

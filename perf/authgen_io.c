@@ -103,8 +103,11 @@ unsent(struct gen_worker *w, uint64_t g)
 	struct gen_flight *f = slot(w, g);
 	struct gen_stats *st = f->measured ? &w->st : &w->warm;
 
-	if (g == GEN_NO_FLIGHT || f->g != g || f->state != GEN_FLIGHT_OUT)
+	if (g == GEN_NO_FLIGHT || f->g != g || f->state != GEN_FLIGHT_OUT) {
+		GEN_ADD(w->st.c[GEN_C_tx_full], 1);
 		return;
+	}
+	GEN_ADD(st->c[GEN_C_tx_full], 1);
 	f->state = GEN_FLIGHT_LOST;
 	w->out--;
 	GEN_SET(st->c[GEN_C_dgrams_sent], st->c[GEN_C_dgrams_sent] - 1);
@@ -132,7 +135,6 @@ tx_flush(struct gen_worker *w, struct gen_txq *q)
 			break;
 	}
 	if (sent < q->n) {
-		GEN_ADD(w->st.c[GEN_C_tx_full], q->n - sent);
 		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
 		for (unsigned i = sent; i < q->n; i++)
 			unsent(w, q->g[i]);
@@ -161,7 +163,6 @@ tx_payload(struct gen_worker *w, struct gen_txq *q, const void *payload,
 
 	if (!m || nic_frame_build(m, &f, payload, (uint16_t)len, c->tx_cksum)) {
 		rte_pktmbuf_free(m);
-		GEN_ADD(w->st.c[GEN_C_tx_full], 1);
 		unsent(w, g);
 		return -ENOMEM;
 	}
@@ -311,7 +312,7 @@ on_answer(struct gen_worker *w, const uint8_t *p, uint32_t len, uint64_t rx_ns)
 		return;
 	}
 	if (f->g != g || f->state == GEN_FLIGHT_LOST) {
-		GEN_ADD(w->st.c[GEN_C_late_answers], 1);
+		GEN_ADD((f->g == g ? vol(w, f) : &w->st)->c[GEN_C_late_answers], 1);
 		return;
 	}
 	if (f->state != GEN_FLIGHT_OUT) {
@@ -361,6 +362,22 @@ rx_burst(struct gen_worker *w)
 	rte_pktmbuf_free_bulk(m, n);
 }
 
+/*
+ * Capacity errors (lost, late, refused by TX, evicted) of a warm-up datagram
+ * are counted with the warm-up: reported, not failing the run. Correctness
+ * errors (tags, echoes, ids, model) always count against the run.
+ */
+static void
+lose(struct gen_worker *w, struct gen_flight *f)
+{
+	f->state = GEN_FLIGHT_LOST;
+	w->out--;
+	GEN_ADD(vol(w, f)->c[GEN_C_dgrams_lost], 1);
+	GEN_ADD(vol(w, f)->c[GEN_C_records_lost], f->n);
+	for (unsigned i = 0; i < f->n; i++)
+		gen_load_lost(&w->load, &f->req[i], &f->sent[i]);
+}
+
 /* Declare the oldest datagrams lost once their timeout has passed. */
 static void
 expire(struct gen_worker *w, uint64_t tsc)
@@ -371,15 +388,26 @@ expire(struct gen_worker *w, uint64_t tsc)
 		if (f->state == GEN_FLIGHT_OUT) {
 			if (tsc - f->tx_tsc < w->timeout_tsc)
 				return;
-			f->state = GEN_FLIGHT_LOST;
-			w->out--;
-			GEN_ADD(w->st.c[GEN_C_dgrams_lost], 1);
-			GEN_ADD(w->st.c[GEN_C_records_lost], f->n);
-			for (unsigned i = 0; i < f->n; i++)
-				gen_load_lost(&w->load, &f->req[i], &f->sent[i]);
+			lose(w, f);
 		}
 		w->g_tail++;
 	}
+}
+
+/*
+ * Open loop, table full: the oldest datagram is declared lost now, so the
+ * schedule goes on (skipping sends would hide the stall, and one lost
+ * datagram would block the table until its timeout).
+ */
+static void
+evict_oldest(struct gen_worker *w)
+{
+	struct gen_flight *f = slot(w, w->g_tail);
+
+	GEN_ADD(vol(w, f)->c[GEN_C_inflight_full], 1);
+	if (f->state == GEN_FLIGHT_OUT)
+		lose(w, f);
+	advance_tail(w);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -596,12 +624,10 @@ send_open(struct gen_worker *w, struct gen_txq *q, uint64_t tsc)
 	while (w->next_tsc <= tsc && k++ < GEN_BURST && !time_up(w, tsc)) {
 		if (tsc - w->next_tsc > behind_tsc)
 			GEN_ADD(w->st.c[GEN_C_behind], 1);
-		if (w->g_head - w->g_tail > w->mask) {
-			GEN_ADD(w->st.c[GEN_C_inflight_full], 1);
-		} else {
-			send_one(w, q, now_ns(w, w->next_tsc), tsc);
-			maybe_inject(w, q, false);
-		}
+		if (w->g_head - w->g_tail > w->mask)
+			evict_oldest(w);
+		send_one(w, q, now_ns(w, w->next_tsc), tsc);
+		maybe_inject(w, q, false);
 		w->next_tsc = sched_tsc(w, ++w->sched_n);
 	}
 }

@@ -245,9 +245,12 @@ print_report(FILE *f, const struct gen_ctx *ctx, const struct gen_stats *s,
 			cfg->window);
 	if (cfg->warmup_s > 0)
 		fprintf(f, "  %-10s%.1f s before: %" PRIu64 " datagrams sent, %"
-			   PRIu64 " answered (not counted below)\n", "warm-up",
-			cfg->warmup_s, warm->c[GEN_C_dgrams_sent],
-			warm->c[GEN_C_dgrams_answered]);
+			   PRIu64 " answered, %" PRIu64 " lost, %" PRIu64
+			   " refused by TX, %" PRIu64 " evicted (not counted "
+			   "below)\n", "warm-up", cfg->warmup_s,
+			warm->c[GEN_C_dgrams_sent], warm->c[GEN_C_dgrams_answered],
+			warm->c[GEN_C_dgrams_lost], warm->c[GEN_C_tx_full],
+			warm->c[GEN_C_inflight_full]);
 	fprintf(f, "  %-10s%" PRIu64 " datagrams, %" PRIu64 " records "
 		   "(%.0f datagrams/s)\n", "sent", s->c[GEN_C_dgrams_sent],
 		s->c[GEN_C_records_sent], per_s(s->c[GEN_C_dgrams_sent], t));
@@ -481,6 +484,11 @@ warmup_json(const struct gen_ctx *ctx, const struct gen_stats *w)
 			    json_integer((json_int_t)w->c[GEN_C_dgrams_answered]));
 	json_object_set_new(o, "records_answered",
 			    json_integer((json_int_t)w->c[GEN_C_records_answered]));
+	for (unsigned c = GEN_C_dgrams_lost; c <= GEN_C_inflight_full; c++)
+		if (c == GEN_C_dgrams_lost || c == GEN_C_late_answers ||
+		    c == GEN_C_tx_full || c == GEN_C_inflight_full)
+			json_object_set_new(o, gen_counter_names[c],
+					    json_integer((json_int_t)w->c[c]));
 	return o;
 }
 
