@@ -74,7 +74,7 @@ KID=1
 KEY=$K1
 pay() {
 	ANS=$(in_client python3 "$CLIENT" --server "$IP_D" --gateway 1 --key-id "$KID" \
-		--key "$KEY" --json "$@") || fail "no answer to: $*"
+		--key "$KEY" --timeout 3 --json "$@") || fail "no answer to: $*"
 	N_ANS=$((N_ANS + 1))
 	local r
 	r=$(jget "$ANS" reason_name)
