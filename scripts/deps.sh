@@ -11,7 +11,7 @@ pkgs=(
 	libinih-dev libxxhash-dev libpcap-dev libnats-dev
 	# tests and benchmarks
 	libcmocka-dev libbenchmark-dev redis-server redis-tools libhiredis-dev
-	nats-server iproute2 python3 gnuplot-nox valgrind linux-perf
+	nats-server iproute2 iputils-ping python3 gnuplot-nox valgrind linux-perf
 	util-linux procps
 )
 
