@@ -61,6 +61,8 @@ struct dp_config {
 	char keys[PATH_MAX];
 	char ctl_path[PATH_MAX];
 	char journal_dir[PATH_MAX];
+	uint64_t journal_segment_bytes; /* rotate past this size (journal.h) */
+	bool ack_explicit;        /* --ack given: else sync iff --journal */
 	char policy[PATH_MAX];    /* optional policy file (INI) */
 	uint64_t users_max;       /* 0: snapshot's users + headroom */
 	uint64_t ops_max;
@@ -82,6 +84,8 @@ struct dp_config {
 	_(dgrams, "datagrams answered")                                        \
 	_(records, "records answered")                                         \
 	_(ring_full, "datagrams answered BUSY: the ledger ring was full")      \
+	_(journal_busy, "datagrams answered BUSY: the journal has failed")     \
+	_(held_dropped, "held answers never sent: their journal batch failed") \
 	_(effects, "effects handed to the ledger worker")                      \
 	_(held, "answers held until their journal batch was durable")          \
 	_(risk_dropped, "decision records the risk ring could not take")     \
@@ -152,6 +156,9 @@ struct dp_ctx {
 	int stop;                        /* atomic: 1 = stop RX and drain */
 	int rx_stopped;                  /* atomic: lcores that left their loop */
 	struct dp_ledger *ledger;
+	int journal_failed;              /* atomic: 1 = the journal stopped
+					  * (ledger.c): no new money, held
+					  * answers are never released */
 	struct dp_ctl *ctl;
 	struct dp_risk *risk;            /* NULL: --risk off */
 };
@@ -195,11 +202,122 @@ int dp_lcore_main(void *arg);
 void dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum);
 
 /* ledger.c */
-struct dp_ledger *dp_ledger_start(struct dp_ctx *ctx);
-/** Drain every ring, stop the worker, free it. Call after the lcores stopped. */
+struct dp_journal_scan;
+/**
+ * Start the ledger worker: it takes the effects of every lcore ring, the
+ * settings effects of dp_ledger_submit() and its own hold expiries, writes
+ * them in seq order to the journal (ctx->cfg.journal_dir, appending after
+ * @p end, the recovered end; NULL or no journal dir: no journal, effects
+ * are only ordered and counted), one write and one fdatasync per batch,
+ * and publishes ctx->durable_seq. Rebuilds the hold-expiry wheel from the
+ * HELD entries of ctx->db. Call after the lcores are created, before they
+ * run. NULL with a log line on failure.
+ */
+struct dp_ledger *dp_ledger_start(struct dp_ctx *ctx,
+				  const struct dp_journal_scan *end);
+/**
+ * Write everything still in the rings (bounded wait for missing seqs), stop
+ * the worker, close the journal, free it. Call after the lcores, the
+ * control thread and the risk worker stopped.
+ */
 void dp_ledger_stop(struct dp_ledger *l);
-/** Effects the worker took from the rings. */
+/** Effects of the lcore rings written (and durable, with a journal). */
 uint64_t dp_ledger_drained(const struct dp_ledger *l);
+/**
+ * Hand a settings effect to the ledger (control thread, risk worker). Its
+ * seq was taken with lim_seq_take() and MUST reach the ledger: this waits
+ * while the ring is full. Any thread.
+ * @return 0; -EIO (the journal failed: it will never be durable);
+ *         -ESHUTDOWN (the ledger stopped); -ENODEV (@p l is NULL).
+ */
+int dp_ledger_submit(struct dp_ledger *l, const struct lim_cfg_effect *e);
+/**
+ * Wait until every seq up to @p seq is durable (or, without a journal,
+ * taken by the ledger). Any thread; sleeps, so call it offline (QSBR).
+ * @return 0; -ETIMEDOUT; -EIO (the journal failed).
+ */
+int dp_ledger_wait_durable(struct dp_ledger *l, uint64_t seq,
+			   unsigned timeout_ms);
+
+#define DP_LEDGER_HIST 20 /* fdatasync latency buckets: [2^i, 2^(i+1)) us */
+
+/* What the ledger did; read by the control plane (a consistent-enough copy). */
+struct dp_ledger_stats {
+	bool journal;              /* a journal is written */
+	uint64_t durable_seq;      /* durable up to here */
+	uint64_t seq;              /* last seq handed out (db->seq) */
+	uint64_t lag;              /* seq - durable_seq when read */
+	uint64_t lag_max;          /* largest lag seen when a batch started */
+	uint64_t records;          /* records written (durable) */
+	uint64_t cfg_records;      /* ... of which settings effects */
+	uint64_t batches;          /* writes, each with one fdatasync */
+	uint64_t batch_records_max;
+	uint64_t bytes;
+	uint64_t segments;
+	uint64_t fsync_ns_sum, fsync_ns_max;
+	uint64_t fsync_hist[DP_LEDGER_HIST];
+	uint64_t expired;          /* holds released by the timer */
+	uint64_t reclaimed;        /* op entries removed after retain */
+	uint64_t timer_pending;    /* holds in the wheel */
+	uint64_t timer_overflow;   /* holds the wheel had no room for */
+	int failed;                /* 0, or the negative errno it stopped on */
+	char failure[320];         /* why: the file, the call, the error */
+};
+
+/** Copy the ledger's figures. Any thread. */
+void dp_ledger_stats_get(const struct dp_ledger *l, struct dp_ledger_stats *st);
+/** The same as a new jansson object (authctl stats "ledger"). Any thread. */
+struct json_t *dp_ledger_json(const struct dp_ledger *l);
+/**
+ * A USER_SET record of @p u's settings now, with a new seq: call with the
+ * user's lock held, right after the change; submit it after unlocking
+ * (dp_ledger_submit may wait, and the ledger's timer takes user locks).
+ */
+void dp_cfg_user(struct lim_cfg_effect *c, struct lim_db *db,
+		 const struct lim_user *u, uint32_t uid, uint32_t now_s,
+		 bool created);
+/**
+ * Journal the policy now published in @p db (after lim_policy_set): its
+ * parts, with new seqs, submitted. @p last_seq: the last part's seq, for
+ * dp_ledger_wait_durable(). 0 or dp_ledger_submit()'s error.
+ */
+int dp_ledger_journal_policy(struct dp_ledger *l, struct lim_db *db,
+			     uint32_t uid, uint32_t now_s, uint64_t *last_seq);
+
+/* timer.c: hold expiry, owned by the ledger thread */
+struct dp_timer;
+
+struct dp_timer_stats {
+	uint64_t added, fired, expired, pending, overflow;
+	uint64_t swept, sweep_expired, reclaimed;
+};
+
+/* One pass of the timer: what it needs and where its effects go. */
+struct dp_timer_ctx {
+	struct dp_timer *t;
+	struct lim_db *db;
+	unsigned shard;            /* the ledger's budget shard */
+	struct auth_now now;
+	void (*emit)(void *arg, const struct lim_effect *e);
+	void *arg;
+	unsigned sweep_left;       /* internal */
+};
+
+/** A wheel for up to @p capacity holds, its cursor at @p now_s. */
+struct dp_timer *dp_timer_create(uint64_t capacity, uint32_t now_s);
+void dp_timer_free(struct dp_timer *t);
+/** Add a hold; -ENOSPC when the pool is full (the sweep catches it). */
+int dp_timer_add(struct dp_timer *t, uint32_t gateway_id, uint64_t request_id,
+		 uint64_t user_id, uint32_t expires_s);
+/** Add every HELD entry of @p db (start-up); returns how many. */
+uint64_t dp_timer_rebuild(struct dp_timer *t, struct lim_db *db);
+/** Expire lapsed holds, at most @p budget nodes; emits EXPIRE effects. */
+unsigned dp_timer_run(struct dp_timer_ctx *x, unsigned budget);
+/** Visit up to @p visit_budget op entries: expire what the wheel missed
+ * (at most @p effect_budget), reclaim entries past retain_until_s. */
+unsigned dp_timer_sweep(struct dp_timer_ctx *x, unsigned visit_budget,
+			unsigned effect_budget);
+void dp_timer_stats_get(const struct dp_timer *t, struct dp_timer_stats *st);
 
 /* risk_worker.c */
 /**

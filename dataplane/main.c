@@ -30,6 +30,7 @@
 #include <urcu-qsbr.h>
 
 #include "dp.h"
+#include "journal.h"
 
 #define AUTHD_VERSION "0.1.0"
 
@@ -60,15 +61,27 @@ usage(FILE *f, const char *prog)
 "      --ip ADDR         our IPv4 address: we answer ARP for it and take\n"
 "                        datagrams sent to it (required)\n"
 "      --udp-port N      protocol port (default 7711)\n"
-"  -s, --snapshot FILE   user base to load (authdb gen, authctl snapshot save);\n"
-"                        without it the user base starts empty\n"
+"  -s, --snapshot FILE|DIR\n"
+"                        user base to load (authdb gen, authctl snapshot save);\n"
+"                        a directory: its newest valid *.snap (a damaged one\n"
+"                        is skipped with a warning); without it the user base\n"
+"                        starts empty\n"
 "  -k, --keys FILE       gateway keys, INI: [gateway N] key.ID = 32 hex digits,\n"
 "                        allow = CIDR list; must not be readable by others\n"
 "                        (required)\n"
-"  -j, --journal DIR     ledger journal directory\n"
+"  -j, --journal DIR     ledger journal directory (created if needed): every\n"
+"                        effect is appended, one fdatasync per batch; at start\n"
+"                        the snapshot is loaded and the journal after it\n"
+"                        replayed (a torn tail is cut; damage stops start-up\n"
+"                        with file, offset and reason). docs/durability.md\n"
+"      --journal-segment-size N\n"
+"                        start a new segment file past N bytes (default\n"
+"                        268435456, 256 MiB;\n"
+"                        k, M, G are 10^3, 10^6, 10^9)\n"
 "      --ack sync|async  sync: an answer that moves money leaves only after its\n"
 "                        journal batch is durable; async: at once, the journal\n"
-"                        follows (default async)\n"
+"                        follows, its lag reported (default: sync with\n"
+"                        --journal, async without; sync needs --journal)\n"
 "      --mode decide|forward\n"
 "                        forward answers every valid datagram with its records\n"
 "                        echoed, without deciding: the I/O ceiling for\n"
@@ -197,34 +210,39 @@ load_progress(uint64_t done, uint64_t total)
 		fputc('\n', stderr);
 }
 
+/*
+ * The state at start (recovery.c): the snapshot (a file, or the newest valid
+ * one of a directory), then the journal after it; a torn tail is cut, any
+ * other damage stops start-up with the file, the offset and why. @p jend
+ * receives the journal's end for the ledger to append after.
+ */
 static struct lim_db *
-load_db(const struct dp_config *cfg, unsigned shards)
+load_db(const struct dp_config *cfg, unsigned shards,
+	struct dp_journal_scan *jend)
 {
-	struct lim_db_config dc = {
-		.users_max = cfg->users_max ? cfg->users_max : 65536,
-		.ops_max = cfg->ops_max,
-		.merchants_max = 1024,
-		.groups_max = 1024,
-		.shards = shards,
+	struct dp_recover_opts o = {
+		.snapshot = cfg->snapshot,
+		.journal_dir = cfg->journal_dir[0] ? cfg->journal_dir : NULL,
+		.db = {.users_max = cfg->users_max, .ops_max = cfg->ops_max,
+		       .merchants_max = 1024, .groups_max = 1024,
+		       .shards = shards},
+		.cut_torn_tail = true,
+		.log = stderr,
+		.progress = isatty(2) ? load_progress : NULL,
 	};
-	char err[512];
-	struct lim_db *db;
+	struct dp_recover_result res;
+	char err[PATH_MAX + 512] = "";
 
-	if (!cfg->snapshot[0]) {
-		if (cfg->mode == DP_MODE_DECIDE)
-			RTE_LOG(WARNING, USER1,
-				"no --snapshot: starting with an empty user base\n");
-		db = lim_db_create(&dc);
-		if (!db)
-			die("%s", "cannot allocate the tables (out of memory?)");
-		return db;
-	}
-	dc.users_max = cfg->users_max;
-	db = lim_snapshot_load(cfg->snapshot, &dc, isatty(2) ? load_progress : NULL,
-			       NULL, err, sizeof(err));
-	if (!db)
-		die("%s", err);
-	return db;
+	if (!cfg->snapshot[0] && !o.journal_dir && cfg->mode == DP_MODE_DECIDE)
+		RTE_LOG(WARNING, USER1,
+			"no --snapshot: starting with an empty user base\n");
+	rcu_register_thread(); /* lookups and publishes while replaying */
+	if (dp_recover(&o, &res, err, sizeof(err)))
+		die("cannot recover the state: %s", err);
+	rcu_unregister_thread();
+	*jend = res.scan;
+	dp_recover_free(&res);
+	return res.db;
 }
 
 static void
@@ -272,6 +290,7 @@ setup_lcores(struct dp_ctx *ctx)
 static void
 setup(struct dp_ctx *ctx)
 {
+	static struct dp_journal_scan jend;
 	char err[512];
 
 	dp_clock_init(&ctx->clock, ctx->cfg.clock_mode, ctx->cfg.clock_fixed_s);
@@ -283,15 +302,20 @@ setup(struct dp_ctx *ctx)
 		die("%s", "cannot allocate the replay windows");
 	setup_port(ctx);
 	/* Shards: one per dataplane lcore, then the control plane, the ledger. */
-	ctx->db = load_db(&ctx->cfg, ctx->n_lcores + 2);
+	ctx->db = load_db(&ctx->cfg, ctx->n_lcores + 2, &jend);
 	/* --policy overrides the snapshot's policy, before any packet. */
 	if (ctx->cfg.policy[0] &&
 	    dp_policy_file_load(ctx->db, ctx->cfg.policy, err, sizeof(err)))
 		die("%s", err);
 	setup_lcores(ctx);
-	ctx->ledger = dp_ledger_start(ctx);
+	ctx->ledger = dp_ledger_start(ctx, &jend);
 	if (!ctx->ledger)
 		die("%s", "cannot start the ledger worker");
+	/* --policy changed the recovered policy: journal it like a change. */
+	if (ctx->cfg.policy[0] &&
+	    dp_ledger_journal_policy(ctx->ledger, ctx->db, 0,
+				     dp_clock_now_s(&ctx->clock), NULL))
+		die("%s", "cannot journal the policy of --policy");
 	if (dp_risk_start(ctx))
 		die("%s", "cannot start the risk worker (see above)");
 	ctx->ctl = dp_ctl_start(ctx);

@@ -21,7 +21,9 @@
  *
  * The ledger ring never overflows: before a datagram is decided the lcore
  * checks the ring has room for all its records; if not, every record of the
- * datagram is answered BUSY and nothing is decided.
+ * datagram is answered BUSY and nothing is decided. A failed journal
+ * (ctx->journal_failed) counts as a ring with no room, and the answers held
+ * for it are dropped, never sent.
  */
 #include <errno.h>
 #include <string.h>
@@ -227,7 +229,7 @@ hand_off(struct dp_lcore *lc, unsigned ne, unsigned nr)
 }
 
 static void
-busy_dgram(struct dp_lcore *lc, struct auth_dgram *d)
+busy_dgram(struct dp_lcore *lc, struct auth_dgram *d, enum dp_counter why)
 {
 	for (unsigned j = 0; j < d->count; j++) {
 		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
@@ -236,7 +238,7 @@ busy_dgram(struct dp_lcore *lc, struct auth_dgram *d)
 				 AUTH_REASON_BUSY);
 		count_answer(lc, a);
 	}
-	count(lc, DP_C_ring_full, 1);
+	count(lc, why, 1);
 }
 
 /* Tag the answer, turn the frame around; false if it could not be. */
@@ -273,7 +275,9 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 	bool forward = lc->ctx->cfg.mode == DP_MODE_FORWARD;
 	bool sync = lc->ctx->cfg.ack == DP_ACK_SYNC;
 	uint64_t durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
-	unsigned room = forward ? 0 : rte_ring_free_count(lc->effects);
+	/* A failed journal takes nothing more: no new effect, BUSY (ledger.c). */
+	bool jfail = __atomic_load_n(&lc->ctx->journal_failed, __ATOMIC_ACQUIRE);
+	unsigned room = forward || jfail ? 0 : rte_ring_free_count(lc->effects);
 	unsigned k = 0, ne = 0, nr = 0;
 
 	if (!forward)
@@ -286,7 +290,7 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 		if (forward) {
 			/* records echoed as they came */
 		} else if (ne + d->count > room) {
-			busy_dgram(lc, d);
+			busy_dgram(lc, d, jfail ? DP_C_journal_busy : DP_C_ring_full);
 			k += d->count;
 		} else {
 			seq = decide_dgram(lc, d, &k, &ne, &nr);
@@ -299,6 +303,21 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 			s->tx[(*n_tx)++] = m;
 	}
 	hand_off(lc, ne, nr);
+}
+
+/*
+ * The journal failed: the answers still held will never be durable, so
+ * they are never sent (their clients retry and, after the restart, get the
+ * recovered answer or a new decision).
+ */
+static void
+held_drop(struct dp_lcore *lc)
+{
+	while (lc->held_head != lc->held_tail) {
+		rte_pktmbuf_free(lc->held[lc->held_head % DP_HELD_MAX].m);
+		lc->held_head++;
+		count(lc, DP_C_held_dropped, 1);
+	}
 }
 
 /* Answers whose journal batch became durable join the TX burst. */
@@ -316,6 +335,9 @@ release_held(struct dp_lcore *lc, uint16_t n_tx)
 		s->tx[n_tx++] = lc->held[lc->held_head % DP_HELD_MAX].m;
 		lc->held_head++;
 	}
+	if (lc->held_head != lc->held_tail &&
+	    __atomic_load_n(&lc->ctx->journal_failed, __ATOMIC_ACQUIRE))
+		held_drop(lc);
 	return n_tx;
 }
 

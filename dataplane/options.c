@@ -43,6 +43,8 @@ static const struct opt opts[] = {
 	{"keys", 'k', OPT_STR, O(keys), 0, 0},
 	{"ctl", 0, OPT_STR, O(ctl_path), 0, 0},
 	{"journal", 'j', OPT_STR, O(journal_dir), 0, 0},
+	{"journal-segment-size", 0, OPT_U64, O(journal_segment_bytes),
+	 64ull << 10, 1ull << 40},
 	{"policy", 0, OPT_STR, O(policy), 0, 0},
 	{"mode", 0, OPT_SPECIAL, 0, 0, 0, 0},
 	{"ack", 0, OPT_SPECIAL, 0, 0, 0, 0},
@@ -145,11 +147,12 @@ set_special(struct dp_config *c, const char *name, const char *v, char *err,
 	}
 	if (!strcmp(name, "ack")) {
 		if (!strcmp(v, "sync"))
-			c->ack = DP_ACK_ASYNC;
+			c->ack = DP_ACK_SYNC;
 		else if (!strcmp(v, "async"))
 			c->ack = DP_ACK_ASYNC;
 		else
 			return bad(err, n, name, v, "expected sync or async");
+		c->ack_explicit = true;
 		return 0;
 	}
 	if (!strcmp(name, "clock")) {
@@ -337,6 +340,9 @@ dp_config_args(struct dp_config *c, int argc, char **argv, char *err, size_t n)
 		snprintf(err, n, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
+	/* A journal makes sync the default: money answers wait for it. */
+	if (!c->ack_explicit)
+		c->ack = c->journal_dir[0] ? DP_ACK_SYNC : DP_ACK_ASYNC;
 	return 0;
 }
 
@@ -349,6 +355,11 @@ dp_config_check(const struct dp_config *c, char *err, size_t n)
 	}
 	if (!c->keys[0]) {
 		snprintf(err, n, "--keys is required: the gateways' keys file");
+		return -EINVAL;
+	}
+	if (c->ack == DP_ACK_SYNC && !c->journal_dir[0]) {
+		snprintf(err, n, "--ack sync needs --journal DIR: without a journal "
+			 "nothing is ever durable");
 		return -EINVAL;
 	}
 	if (c->ring_size & (c->ring_size - 1)) {
