@@ -388,9 +388,10 @@ find_cmd(int argc, char **argv, int *used)
 	*used = 1;
 	if (argc >= 1 && ctl_cmd_find(argv[0]))
 		return ctl_cmd_find(argv[0]);
-	if (argc < 2 || strlen(argv[0]) + strlen(argv[1]) + 2 > sizeof(name))
+	if (argc < 2 ||
+	    snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]) >=
+		    (int)sizeof(name))
 		return NULL;
-	snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]);
 	*used = 2;
 	return ctl_cmd_find(name);
 }

@@ -571,7 +571,7 @@ replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
 	struct lim_user *u = lim_users_find(db->users, e->user_id), nu;
 	struct lim_op *ref = NULL;
 	const struct lim_group *g = NULL;
-	struct lim_group_state gs;
+	struct lim_group_state gs = {0};
 	bool do_user, do_ref = false;
 	int foreign, rc;
 
