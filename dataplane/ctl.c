@@ -980,18 +980,70 @@ cmd_keys_rotate(struct ctl_call *k)
 /* ------------------------------------------------------------------------ */
 /* Snapshot, clock, stats                                                     */
 
+/* Make a rename in @p path's directory durable. */
+static int
+fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rc = 0;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Save to FILE.pending, wait (offline) until the journal is durable past
+ * everything the snapshot may hold (db->seq after the save >= its seq_end),
+ * then rename it to FILE: a published snapshot never holds an effect the
+ * journal could still lose, so recovery can always replay on top of it
+ * (docs/durability.md, "Snapshots and the journal").
+ */
 static json_t *
 cmd_snapshot_save(struct ctl_call *k)
 {
 	const char *path = k->r.args[0];
-	char err[512] = "";
-	int rc = lim_snapshot_save(k->db, path, err, sizeof(err));
+	char err[512] = "", pending[PATH_MAX];
+	uint64_t upto;
+	int rc;
 
+	if (snprintf(pending, sizeof(pending), "%s.pending", path) >=
+	    (int)sizeof(pending))
+		return ctl_error("snapshot save: %s: path too long", path);
+	rc = lim_snapshot_save(k->db, pending, err, sizeof(err));
 	if (rc)
 		return ctl_error("snapshot save: %s", err[0] ? err : strerror(-rc));
+	upto = __atomic_load_n(&k->db->seq, __ATOMIC_RELAXED);
+	rcu_thread_offline();
+	rc = dp_ledger_wait_durable(k->ctx->ledger, upto, CTL_DURABLE_TIMEOUT_MS);
+	rcu_thread_online();
+	if (!rc && rename(pending, path))
+		rc = -errno;
+	if (!rc)
+		rc = fsync_parent(path);
+	if (rc) {
+		unlink(pending);
+		return ctl_error("snapshot save: %s: not published: %s", path,
+				 rc == -EIO ? "the journal failed (authctl stats "
+					      "shows why)"
+				 : rc == -ETIMEDOUT ? "the journal did not become "
+						      "durable in time"
+						    : strerror(-rc));
+	}
 	return json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "file", path, "users",
 			 (json_int_t)lim_users_count(k->db->users), "seq",
-			 (json_int_t)__atomic_load_n(&k->db->seq, __ATOMIC_RELAXED));
+			 (json_int_t)upto);
 }
 
 static json_t *
