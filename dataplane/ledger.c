@@ -211,13 +211,13 @@ feed_timer(struct dp_ledger *l, const struct lim_effect *e)
 }
 
 /*
- * Build a batch of contiguous seqs from next_seq. A staged record below
- * next_seq was seen already: the order is broken, stop.
+ * Add contiguous seqs from next_seq to the batch, which holds @p nb
+ * records. A staged record below next_seq was seen already: the order is
+ * broken, stop. Returns the new batch size.
  */
 static unsigned
-merge(struct dp_ledger *l)
+merge(struct dp_ledger *l, unsigned nb)
 {
-	unsigned nb = 0;
 	bool progress = true;
 
 	while (progress && nb < l->batch_max) {
@@ -395,16 +395,25 @@ tick(struct dp_ledger *l, uint64_t now_ns)
 /* ------------------------------------------------------------------------ */
 /* The thread                                                                 */
 
-/* One pass: stage, merge, commit. Returns the records committed. */
+/*
+ * One pass: stage and merge until the batch is full or nothing more came
+ * (the staging of a source is smaller than a batch), then commit.
+ * Returns the records committed.
+ */
 static unsigned
 pass(struct dp_ledger *l, unsigned *staged)
 {
-	unsigned k = 0, n;
+	unsigned k, n = 0, before;
 
-	for (unsigned i = 0; i < l->n_src; i++)
-		k += refill(&l->src[i]);
-	*staged = k;
-	n = merge(l);
+	*staged = 0;
+	do {
+		k = 0;
+		for (unsigned i = 0; i < l->n_src; i++)
+			k += refill(&l->src[i]);
+		*staged += k;
+		before = n;
+		n = merge(l, n);
+	} while (k && n > before && n < l->batch_max && !failed(l));
 	if (failed(l))
 		return 0;
 	gap_check(l, n, mono_ns());
