@@ -21,6 +21,7 @@
  * and so is a removed funder's budget.
  */
 #include <errno.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include <urcu-qsbr.h>
@@ -503,4 +504,29 @@ lim_funders_set(struct lim_db *db, const struct lim_funder *f, unsigned n)
 	LIM_TSAN_GP_RELEASE();
 	call_rcu(&ob->rcu, funders_free_rcu);
 	return 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void
+lim_prefault(void *p, size_t bytes)
+{
+	volatile uint8_t *b = p;
+
+	if (!p || !bytes)
+		return;
+	if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0)
+		return;
+	/* Older kernels: touch each page, writing back what is there. */
+	for (size_t off = 0; off < bytes; off += 4096)
+		b[off] = b[off];
+}
+
+void
+lim_db_prefault(struct lim_db *db)
+{
+	lim_users_prefault(db->users);
+	lim_ops_prefault(db->ops);
 }

@@ -520,6 +520,16 @@ struct lim_db {
 	unsigned shards;
 };
 
+/**
+ * Fault in the user table and the op store now (both are reserved, not
+ * touched, at creation), so no decision ever waits for the kernel to zero a
+ * page: ~0.3 s per GB at start instead of seconds of stalls on the first
+ * packets. Updater only, before the dataplane starts.
+ */
+void lim_db_prefault(struct lim_db *db);
+void lim_users_prefault(struct lim_users *t);
+void lim_ops_prefault(struct lim_ops *s);
+
 /** Create an empty database with the default policy. NULL on failure. */
 struct lim_db *lim_db_create(const struct lim_db_config *cfg);
 void lim_db_free(struct lim_db *db);

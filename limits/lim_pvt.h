@@ -235,4 +235,12 @@ struct lim_db *lim_snapshot_load_buf(const void *buf, size_t len,
  */
 void lim_snapshot_reseal(void *buf, size_t len);
 
+/*
+ * Fault in @p bytes at @p p now (MADV_POPULATE_WRITE, or a write per page
+ * where the kernel lacks it), so the dataplane never takes a first-touch
+ * page fault. The memory must be writable and hold zeros or live data: a
+ * page is only ever written with the value it already has.
+ */
+void lim_prefault(void *p, size_t bytes);
+
 #endif /* LIM_PVT_H */

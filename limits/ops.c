@@ -527,3 +527,10 @@ lim_ops_part_of(const struct lim_ops *s, uint32_t gateway_id,
 {
 	return hash_part(s, ops_hash(gateway_id, request_id));
 }
+
+void
+lim_ops_prefault(struct lim_ops *s)
+{
+	lim_prefault(s->pool, s->pool_bytes);
+	lim_prefault(s->index, s->index_bytes);
+}

@@ -425,3 +425,10 @@ lim_user_unlock(struct lim_user *u)
 {
 	lim_spin_unlock(&u->lock);
 }
+
+void
+lim_users_prefault(struct lim_users *t)
+{
+	lim_prefault(t->slot, t->slot_map_bytes);
+	lim_prefault(t->index, t->index_map_bytes);
+}
