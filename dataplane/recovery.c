@@ -28,8 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "journal.h"
 
@@ -351,6 +354,43 @@ report(const struct dp_recover_opts *o, const struct dp_recover_result *res,
 		    st->settings_failed);
 }
 
+/*
+ * One writer per journal: an exclusive lock on DIR/journal.lock, held until
+ * the process ends (the kernel drops it, also on SIGKILL). Two authd
+ * appending to one journal would interleave their records.
+ */
+static int
+lock_journal(const char *dir, char *err, size_t errlen)
+{
+	static int fd = -1;
+	char path[PATH_MAX];
+
+	if (fd >= 0)
+		return 0;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		snprintf(err, errlen, "%s: mkdir: %s", dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/journal.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: %s", path,
+			 e == EWOULDBLOCK ? "the journal is in use by another "
+					    "process (another authd?)"
+					  : strerror(e));
+		close(fd);
+		fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
 /* Cut a torn tail (and rewrite a stale index), saying what was cut. */
 static int
 repair(const struct dp_recover_opts *o, struct dp_recover_result *res,
@@ -395,6 +435,10 @@ dp_recover(const struct dp_recover_opts *o, struct dp_recover_result *res,
 
 	memset(res, 0, sizeof(*res));
 	memset(&meta, 0, sizeof(meta));
+	/* authd (it writes): one writer at a time, checked before anything */
+	if (o->journal_dir && o->journal_dir[0] && o->cut_torn_tail &&
+	    (rc = lock_journal(o->journal_dir, err, errlen)) != 0)
+		return rc;
 	db = load_snapshot(o, res, &meta, &have_meta, err, errlen);
 	if (!db) {
 		if (!err[0])

@@ -261,6 +261,11 @@ print(json.load(sys.stdin)['ledger']['$1'])"
 }
 restore
 start_ok
+# one writer per journal: a second authd on it is refused while this runs
+KEEP=$N
+start_refused "$J/journal.lock: the journal is in use by another process"
+N=$KEEP
+ok "a second authd on the same journal: refused (journal.lock)"
 H0=$(holds)
 P0=$(ledger timer_pending)
 [ "$H0" -gt 0 ] && [ "$P0" -gt 0 ] || fail "no open holds to expire ($H0 fen, $P0 in the wheel)"
