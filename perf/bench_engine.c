@@ -304,9 +304,10 @@ exec_authorize(struct perf_state *s)
 
 	auth_now_set(&x.now, NOW, 8 * 3600);
 	PERF_LOOP(s) {
-		struct auth_req r = {.request_id = rid++,
+		uint64_t id = rid++;
+		struct auth_req r = {.request_id = id,
 				     .user_id = w->ids[i++ % IDS],
-				     .amount = 100 + (int64_t)(rid % 5000),
+				     .amount = 100 + (int64_t)(id % 5000),
 				     .merchant_id = merchant,
 				     .op = LIM_OP_AUTHORIZE,
 				     .product = LIM_PRODUCT_PAYLATER,

@@ -86,7 +86,7 @@ import subprocess, sys, time
 server, key, authctl, sock, here = sys.argv[1:6]
 sys.path.insert(0, here)
 from authclient import Client
-c = Client(server, gateway=1, key_id=1, key=bytes.fromhex(key))
+c = Client(server, gateway=1, key_id=1, key=bytes.fromhex(key), timeout=5.0)
 for line in open("/dev/fd/3"):
     w = line.split()
     if not w:
