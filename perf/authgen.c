@@ -3,12 +3,16 @@
  * port, ARP, workers, report.
  *
  * Start-up order: EAL; options (exit 2 with a message naming the option);
- * the key (from --key or the keys file); the model and the id tables; the
- * port with one queue pair per EAL lcore, its link; authd's MAC (ARP unless
+ * the key (from --key or the keys file); the model and the id tables, the
+ * profile (authgen_profile.c: it reads the snapshot's limits and
+ * merchants); the pcap to replay (its reader thread starts reading ahead);
+ * the port with one queue pair per EAL lcore, its link; the pcap recorder
+ * (one ring per worker, a writer thread); authd's MAC (ARP unless
  * --dst-mac); then every EAL lcore, the main one too, runs
  * gen_worker_main(). SIGINT/SIGTERM stop the sending; the workers wait for
  * the answers in flight (at most --timeout) and the report is printed as if
- * the run had ended normally.
+ * the run had ended normally. The recording is closed (everything queued
+ * written) before the report.
  *
  * Exit: 0 all answered and verified, 1 errors in the run, 2 set-up failed.
  */
@@ -30,6 +34,7 @@
 
 #define GEN_LINK_WAIT_MS 5000
 #define GEN_ARP_WAIT_MS 3000
+#define PCAP_ERR_LEN 512
 
 static struct gen_ctx *g_ctx;
 
@@ -189,6 +194,7 @@ static void
 setup_ids(struct gen_ctx *ctx)
 {
 	struct gen_config *c = &ctx->cfg;
+	struct lim_db *db = NULL;
 	char err[512];
 
 	ctx->n_users = c->users;
@@ -199,15 +205,18 @@ setup_ids(struct gen_ctx *ctx)
 			die("--check-model %s: %s", c->check_model, err);
 	}
 	if (c->ids_from[0]) {
-		struct lim_db *db = lim_snapshot_load(c->ids_from, NULL, NULL,
-						      NULL, err, sizeof(err));
-
+		db = lim_snapshot_load(c->ids_from, NULL, NULL, NULL, err,
+				       sizeof(err));
 		if (!db)
 			die("--ids-from %s: %s", c->ids_from, err);
 		ids_from_db(ctx, db);
-		lim_db_free(db);
 	} else if (ctx->model) {
 		ids_from_db(ctx, gen_model_db(ctx->model));
+	}
+	if (c->replay_path[0]) { /* the pcap says who pays */
+		if (db)
+			lim_db_free(db);
+		return;
 	}
 	if (ctx->n_users == 0)
 		die("no users to send for (an empty snapshot?)");
@@ -220,6 +229,41 @@ setup_ids(struct gen_ctx *ctx)
 	ctx->amounts = gen_amounts_table(&c->amounts, c->seed);
 	if (!ctx->amounts)
 		die("out of memory");
+	if (gen_profile_setup(ctx, db ? db : ctx->model ? gen_model_db(ctx->model)
+							: NULL,
+			      err, sizeof(err)))
+		die("%s", err);
+	if (db)
+		lim_db_free(db);
+}
+
+/* --replay: open the pcap, start reading ahead. */
+static void
+setup_replay(struct gen_ctx *ctx)
+{
+	char err[PCAP_ERR_LEN];
+
+	if (!ctx->cfg.replay_path[0])
+		return;
+	if (rte_lcore_count() != 1)
+		die("--replay sends the pcap in its order: one lcore (-l N)");
+	ctx->rp = gen_replay_open(&ctx->cfg, err, sizeof(err));
+	if (!ctx->rp)
+		die("--replay %s: %s", ctx->cfg.replay_path, err);
+}
+
+/* --record: the file and the writer thread, one ring per worker. */
+static void
+setup_record(struct gen_ctx *ctx)
+{
+	char err[PCAP_ERR_LEN];
+
+	if (!ctx->cfg.record_path[0])
+		return;
+	ctx->rec = gen_record_open(ctx->cfg.record_path, ctx->n_workers, err,
+				   sizeof(err));
+	if (!ctx->rec)
+		die("--record %s: %s", ctx->cfg.record_path, err);
 }
 
 static void
@@ -321,6 +365,9 @@ teardown(struct gen_ctx *ctx)
 	for (unsigned i = 0; i < ctx->n_workers; i++)
 		gen_worker_free(ctx->w[i]);
 	gen_model_free(ctx->model);
+	gen_replay_close(ctx->rp);
+	free(ctx->samples);
+	free(ctx->attackers);
 	free(ctx->amounts);
 	free((void *)ctx->user_ids);
 	free((void *)ctx->merchant_ids);
@@ -365,7 +412,9 @@ main(int argc, char **argv)
 	 * (cds_lfht resizes and destroys call synchronize_rcu).
 	 */
 	setup_ids(&ctx);
+	setup_replay(&ctx);
 	setup_port(&ctx);
+	setup_record(&ctx);
 	setup_peer(&ctx);
 	setup_workers(&ctx);
 	g_ctx = &ctx;
@@ -373,6 +422,13 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	rte_eal_mp_remote_launch(gen_worker_main, &ctx, CALL_MAIN);
 	rte_eal_mp_wait_lcore();
+	if (ctx.rec && gen_record_close(ctx.rec, &ctx.rec_frames,
+					&ctx.rec_requests, &ctx.rec_answers)) {
+		fprintf(stderr, "authgen: --record %s: write error\n",
+			ctx.cfg.record_path);
+		ctx.rec_error = true;
+	}
+	ctx.rec = NULL;
 	rc = gen_report(&ctx);
 	/* A signal during the run means "stop": no lingering then. */
 	if (ctx.cfg.linger_s && !__atomic_load_n(&ctx.stop, __ATOMIC_RELAXED))

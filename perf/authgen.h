@@ -15,7 +15,14 @@
  *                     (closed loop), TX, RX, answer checks, injections
  *   authgen_model.c   --check-model: the same records through auth_exec_one
  *                     on a local copy of the snapshot, answers compared
- *   authgen_report.c  counters, progress lines, the report, JSON
+ *   authgen_report.c  counters, progress lines, the report, JSON,
+ *                     per-second samples, --plot (gnuplot, authgen_plot.gp)
+ *   authgen_dist.c    user and merchant popularity: uniform, Zipf
+ *                     (rejection-inversion sampling)
+ *   authgen_profile.c --profile double11 (ramp, installments, hot merchants)
+ *                     and cashout (a scripted cash-out attack)
+ *   authgen_pcap.c    --record (a pcap of what was sent and received) and
+ *                     --replay (a pcap sent again, answers verified)
  *
  * Threads: every EAL lcore is a worker with its own TX/RX queue pair, its
  * own streams (stream s belongs to worker s % workers), its own workload
@@ -65,6 +72,16 @@
 #define GEN_PENDING 1024             /* ids named by early reversals */
 #define GEN_MISMATCH_PRINT 20        /* model mismatches printed in full */
 #define GEN_SRC_PORT_DEFAULT 40000   /* stream s sends from this + s */
+#ifndef GEN_SAMPLES_MAX
+#define GEN_SAMPLES_MAX 4096         /* per-second samples kept (then merged) */
+#endif
+#define GEN_HOT_MAX 64               /* double11: hot merchants */
+#define GEN_COLLUDERS 4              /* cashout: colluding merchants */
+#define GEN_CROWD 5                  /* cashout: users sharing one device */
+#define GEN_ATTACK_SLICE_MAX 65536   /* cashout: users set aside for it */
+#define GEN_AGAIN_MAX 4096           /* cashout: second payments waiting */
+#define GEN_AGAIN_DELAY_MS 50        /* ... this long after the first */
+#define GEN_FRAME_MAX 1536           /* a frame we record or replay */
 
 /* Operations as on the wire (1..5), index 0 unused. */
 #define GEN_OPS 6
@@ -134,6 +151,70 @@ struct gen_amounts {
 	double sigma;                /* lognormal */
 };
 
+/* Popularity of users or merchants (--users-dist, --merchants-dist). */
+enum gen_dist_kind {
+	GEN_DIST_UNIFORM = 0,
+	GEN_DIST_ZIPF,
+};
+
+struct gen_dist {
+	enum gen_dist_kind kind;
+	double s;                    /* Zipf exponent (skew), > 0 */
+	char spec[32];               /* as given, for the report */
+};
+
+/*
+ * A Zipf(s) law over ranks 1..n, sampled by rejection-inversion
+ * (Hörmann and Derflinger 1996; authgen_dist.c): constants only, O(1)
+ * memory, O(1) expected time per draw. Read-only once built.
+ */
+struct gen_zipf {
+	uint64_t n;
+	double s;
+	double h_x1;                 /* H(1.5) - 1 */
+	double h_n;                  /* H(n + 0.5) */
+	double squeeze;              /* accept k at once when k - x <= this */
+};
+
+/** Build the sampler for ranks 1..@p n (n >= 1), exponent @p s > 0. */
+void gen_zipf_init(struct gen_zipf *z, uint64_t n, double s);
+struct gen_rng;
+/** A rank minus one, in [0, n): the index of the user or merchant. */
+uint64_t gen_zipf_draw(const struct gen_zipf *z, struct gen_rng *r);
+/** Share of the draws that fall on ranks 1..@p k (for the report). */
+double gen_zipf_share(const struct gen_zipf *z, uint64_t k);
+
+enum gen_profile {
+	GEN_PROFILE_NONE = 0,
+	GEN_PROFILE_DOUBLE11,
+	GEN_PROFILE_CASHOUT,
+};
+
+/* Double 11 (authgen_profile.c has the reasoning behind the numbers). */
+#define GEN_D11_BASE_PERMILLE 100    /* the ramp starts and ends at 10% */
+#define GEN_D11_HOT_PCT 60           /* of authorizations at hot merchants */
+#define GEN_D11_HOT_N 16             /* hot merchants */
+#define GEN_D11_PRODUCTS "paylater=40,installment=55,cash=5"
+
+/* Kinds of cash-out attack records. */
+#define GEN_FOREACH_ATTACK(_)                                                  \
+	_(MERCHANT, "merchant", "near-limit round payment at a colluding "     \
+				"merchant, by an unrelated user")              \
+	_(CROWD, "crowd", "near-limit round payment by a member of a device "  \
+			  "crowd")                                             \
+	_(CROWD_AGAIN, "crowd-again", "the crowd member's next, small "        \
+				      "payment")
+
+enum gen_attack {
+	GEN_ATTACK_NONE = 0,
+#define GEN_ATTACK_ENUM(sym, name, text) GEN_ATTACK_##sym,
+	GEN_FOREACH_ATTACK(GEN_ATTACK_ENUM)
+#undef GEN_ATTACK_ENUM
+	GEN_ATTACKS
+};
+
+const char *gen_attack_name(enum gen_attack a);
+
 /* Everything the options set; read-only once the workers start. */
 struct gen_config {
 	char port[128];
@@ -180,6 +261,18 @@ struct gen_config {
 	uint32_t linger_s;             /* keep the link up after the run */
 	uint16_t run_tag;              /* top 16 bits of our request ids */
 	bool run_tag_set;
+	bool products_set;             /* --products given (profiles keep it) */
+	struct gen_dist users_dist;
+	struct gen_dist merchants_dist;
+	enum gen_profile profile;
+	unsigned cashout_pct;          /* records that are attack records */
+	char record_path[PATH_MAX];    /* --record: pcap written */
+	bool record_answers;           /* ... with the answers received */
+	char replay_path[PATH_MAX];    /* --replay: pcap sent */
+	uint32_t speed_milli;          /* replay pace x1000; 0: --max */
+	bool speed_set;                /* --speed or --max given */
+	char plot_prefix[PATH_MAX];
+	char plot_script[PATH_MAX];    /* the gnuplot script (authgen_plot.gp) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -212,6 +305,16 @@ struct gen_config {
 		       "(nothing to name yet)")                                \
 	_(model_checked, "records compared with the model")                    \
 	_(model_mismatches, "records whose answer differs from the model")     \
+	_(replay_checked, "replay: records compared with the recorded answer") \
+	_(replay_mismatches, "replay: records whose answer differs from the "  \
+			     "recorded one (ids, op, status, reason, amount, " \
+			     "available)")                                     \
+	_(replay_other_diffs, "replay: records equal in those but not in "     \
+			      "another field (notes, ledger_seq, ...)")        \
+	_(replay_unverified, "replay: records with no recorded answer")        \
+	_(record_waits, "record: sends that waited for the pcap writer")       \
+	_(attack_exhausted, "cashout: attack records sent as ordinary ones "   \
+			    "(attack users used up)")                          \
 	_(arp_replies, "ARP replies seen")
 
 enum gen_counter {
@@ -231,7 +334,18 @@ extern const char *const gen_counter_descs[GEN_COUNTERS];
 	 (1ull << GEN_C_bad_tag) | (1ull << GEN_C_bad_header) |                \
 	 (1ull << GEN_C_bad_echo) | (1ull << GEN_C_wrong_ids) |                \
 	 (1ull << GEN_C_tx_full) | (1ull << GEN_C_inflight_full) |             \
-	 (1ull << GEN_C_model_mismatches))
+	 (1ull << GEN_C_model_mismatches) | (1ull << GEN_C_replay_mismatches))
+
+_Static_assert(GEN_COUNTERS <= 64, "GEN_ERROR_COUNTERS is a 64-bit mask");
+
+/* What the profiles count, by kind of record. */
+enum gen_hot_count {
+	GEN_HOT_AUTHS = 0,       /* authorizations at hot merchants */
+	GEN_HOT_INSTALLMENTS,    /* of them, installments */
+	GEN_HOT_APPROVED,        /* answers: approved at hot merchants */
+	GEN_HOT_INTEREST_FREE,   /* answers: INTEREST_FREE at hot merchants */
+	GEN_HOT_COUNTS
+};
 
 /* One worker's counters; one writer (relaxed stores), readers anywhere. */
 struct gen_stats {
@@ -245,6 +359,12 @@ struct gen_stats {
 	uint64_t op_reason[GEN_OPS][AUTH_REASONS + 1];
 	uint64_t notes[8];                 /* by bit */
 	uint64_t first_tx_ns, last_tx_ns, last_rx_ns;
+	uint64_t dist_draws[2];            /* users, merchants drawn */
+	uint64_t dist_top[2];              /* ... among the top 1% indices */
+	uint64_t hot[GEN_HOT_COUNTS];      /* double11 */
+	uint64_t attack_sent[GEN_ATTACKS]; /* cashout, by kind */
+	uint64_t attack_status[GEN_ATTACKS][3];
+	uint64_t attack_reason[GEN_ATTACKS][AUTH_REASONS + 1];
 };
 
 /* Single-writer counter update, readable with relaxed loads elsewhere. */
@@ -289,6 +409,24 @@ struct gen_sent {
 	struct gen_auth ref;     /* the entry a lifecycle op named (copy) */
 	uint8_t fault;           /* GEN_FAULTS: none */
 	uint8_t has_ref;
+	uint8_t attack;          /* enum gen_attack */
+	uint8_t hot;             /* double11: at a hot merchant */
+};
+
+/* A hot merchant (double11) and the terms it subsidises, if known. */
+struct gen_hot {
+	uint32_t merchant_id;
+	uint8_t subsidy;         /* LIM_SUBSIDY_*; 0: unknown or none */
+	uint8_t pad[3];
+};
+
+/* A user set aside for the cash-out script, and what it pays. */
+struct gen_attacker {
+	uint64_t user_id;
+	int64_t amount_fen;      /* near-limit, round: what it pays first */
+	int64_t left_fen;        /* available after that */
+	uint16_t region;         /* the user's */
+	uint8_t pad[6];
 };
 
 struct gen_rng {
@@ -316,6 +454,25 @@ struct gen_load {
 	uint64_t pending[GEN_PENDING];  /* ids named by early reversals */
 	unsigned n_pending;
 	struct gen_stats *st;
+	const struct gen_zipf *zu, *zm; /* NULL: uniform */
+	uint64_t n_users_ord;    /* ordinary draws: indices [0, this) */
+	uint64_t n_merchants_ord;
+	uint64_t top_users, top_merchants; /* "top 1%": indices below these */
+	const struct gen_ctx *ctx;
+	/* cashout: this worker's attackers are ctx->attackers[j], j = worker
+	 * + k * workers; a crowd is GEN_CROWD consecutive ones */
+	uint64_t atk_next;       /* next attacker index (j) */
+	uint64_t atk_n;          /* attack records drawn */
+	uint64_t crowd[GEN_CROWD];  /* attacker indices of the current crowd */
+	uint64_t crowd_device;
+	unsigned crowd_step;     /* 0 .. GEN_CROWD - 1 */
+	unsigned colluder_next;
+	struct {
+		uint64_t j;          /* attacker */
+		uint64_t device;
+		uint64_t due_tsc;
+	} again[GEN_AGAIN_MAX];  /* crowd members' second payments, FIFO */
+	uint32_t again_head, again_tail;
 };
 
 /**
@@ -326,12 +483,21 @@ int gen_load_init(struct gen_load *l, const struct gen_ctx *ctx,
 		  unsigned worker, struct gen_stats *st);
 void gen_load_fini(struct gen_load *l);
 
+/** Draw a user index in [0, n_users_ord) (uniform or Zipf). */
+uint64_t gen_load_user_index(struct gen_load *l);
+/** Draw a merchant index in [0, n_merchants_ord). */
+uint64_t gen_load_merchant_index(struct gen_load *l);
+
 /** Fill @p r (and @p s) with the next record of the workload. */
 void gen_load_next(struct gen_load *l, struct auth_req *r, struct gen_sent *s);
 
 /** Learn from an answer to a record sent with @p s (lifecycle tables). */
 void gen_load_answer(struct gen_load *l, const struct auth_req *r,
 		     const struct gen_sent *s, const struct auth_resp *a);
+
+/** Count the profile's answers (attack records, hot merchants) in @p st. */
+void gen_load_count(struct gen_stats *st, const struct gen_sent *s,
+		    const struct auth_resp *a);
 
 /** A sent record's answer never came: forget what it took. */
 void gen_load_lost(struct gen_load *l, const struct auth_req *r,
@@ -397,6 +563,7 @@ struct gen_flight {
 	uint8_t n;
 	uint8_t state;           /* enum gen_flight_state */
 	uint8_t measured;        /* sent after the warm-up */
+	uint8_t verify;          /* w->want holds the expected answers */
 	struct auth_req req[AUTH_RECORDS_MAX];
 	struct gen_sent sent[AUTH_RECORDS_MAX];
 };
@@ -417,7 +584,8 @@ struct gen_worker {
 	uint64_t out;            /* datagrams in flight */
 	uint32_t mask;           /* inflight - 1 */
 	struct gen_flight *fl;   /* [inflight] */
-	struct auth_resp *want;  /* [inflight * 16] model answers, or NULL */
+	struct auth_resp *want;  /* [inflight * 16] model or recorded answers,
+				  * or NULL */
 	uint64_t count_left;     /* records still to send (--count) */
 	uint64_t rate;           /* this worker's datagrams/s */
 	uint64_t t0_tsc, end_tsc, next_tsc, sched_n;
@@ -429,6 +597,11 @@ struct gen_worker {
 	uint32_t last_len;
 	uint64_t last_seq;
 	uint16_t last_stream;
+	uint64_t meas_tsc;       /* measuring started (double11's clock) */
+	uint32_t offered_pm;     /* double11: rate now, per mille of --rate */
+	uint64_t replay_t0_ns;   /* capture time of the first replayed frame */
+	bool replay_started;
+	bool replay_done;        /* the pcap has no more requests */
 	bool sending;
 	bool model_online;       /* a QSBR reader of the model's database */
 	struct gen_load load;
@@ -436,6 +609,24 @@ struct gen_worker {
 	struct gen_stats warm;   /* traffic of the warm-up (volume only) */
 	struct perf_hist hist;   /* latency of measured datagrams, ns */
 } __rte_cache_aligned;
+
+struct gen_recorder;
+struct gen_replay;
+
+/* Throughput over time: one sample per second (or per 2^k s, see
+ * gen_sample_push()). Counts are of the interval; records unless named. */
+struct gen_sample {
+	double t_s;              /* end of the interval, s since the start */
+	double dt_s;
+	uint64_t sent_dgrams, sent_records;
+	uint64_t answered_dgrams, answered_records;
+	uint64_t status[3];      /* approved, declined, error */
+	uint64_t lost_dgrams;
+	uint64_t p99_ns;         /* datagrams answered in it; merged: the max */
+	uint64_t offered;        /* open loop: datagrams/s scheduled; 0 closed */
+	uint32_t ticks;          /* seconds it covers */
+	uint8_t warm;            /* during the warm-up (no latency measured) */
+};
 
 struct gen_ctx {
 	struct gen_config cfg;
@@ -459,6 +650,30 @@ struct gen_ctx {
 	int stop;                /* atomic: 1 = stop sending, drain */
 	int done;                /* atomic: workers finished */
 	uint64_t start_ns, end_ns;
+	/* popularity: ordinary draws over [0, n_*_ord) */
+	struct gen_zipf zipf_users, zipf_merchants;
+	uint64_t n_users_ord, n_merchants_ord;
+	/* double11 */
+	struct gen_hot hot[GEN_HOT_MAX];
+	unsigned n_hot;
+	bool hot_subsidy_known;  /* merchants read from a snapshot */
+	uint64_t ramp_ms;        /* each third of the ramp; 0: no ramp */
+	/* cashout */
+	struct gen_attacker *attackers;
+	uint64_t n_attackers;
+	uint64_t attack_candidates; /* users looked at for the script */
+	uint32_t colluders[GEN_COLLUDERS];
+	unsigned n_colluders;
+	/* record, replay */
+	struct gen_recorder *rec;
+	struct gen_replay *rp;
+	uint64_t rec_frames, rec_requests, rec_answers; /* once closed */
+	bool rec_error;
+	/* samples (worker 0 while running, then gen_report) */
+	struct gen_sample *samples;
+	unsigned n_samples;
+	uint32_t sample_ticks;   /* seconds per stored sample: 1, 2, 4, ... */
+	struct gen_sample pending;
 };
 
 /** Unix ns on the generator's clock (TSC since start). */
@@ -478,6 +693,83 @@ int gen_worker_main(void *arg);
 /** Send ARP requests for cfg.dst_ip on queue 0 and wait for the reply. */
 int gen_arp_resolve(struct gen_ctx *ctx, unsigned timeout_ms);
 
+/* authgen_profile.c */
+/**
+ * Prepare --profile and the popularity laws from the ids (and, when the
+ * ids come from a snapshot, from @p db: merchants' subsidies, users'
+ * limits and balances). 0, or -EINVAL with @p err (cashout without a
+ * snapshot, no eligible user).
+ */
+int gen_profile_setup(struct gen_ctx *ctx, struct lim_db *db, char *err,
+		      size_t errlen);
+/** double11: the rate at profile time @p t_ms, per mille of --rate. */
+uint32_t gen_profile_rate_pm(const struct gen_ctx *ctx, uint64_t t_ms);
+/** The profile's part of the report and of the JSON. */
+void gen_profile_print(FILE *f, const struct gen_ctx *ctx,
+		       const struct gen_stats *s);
+struct json_t;
+struct json_t *gen_profile_json(const struct gen_ctx *ctx,
+				const struct gen_stats *s);
+
+/* authgen_pcap.c */
+/**
+ * Open @p path for writing (pcap, Ethernet, ns timestamps) and start the
+ * writer thread with one ring per worker. NULL with @p err on failure.
+ */
+struct gen_recorder *gen_record_open(const char *path, unsigned workers,
+				     char *err, size_t errlen);
+/**
+ * Queue a copy of one request frame (@p len bytes at @p frame) stamped
+ * @p ts_ns for the writer; @p offload: the port computes the checksums, so
+ * the copy's are completed. Worker @p worker only; waits while its ring is
+ * full (counted in @p st record_waits) so the recording is complete.
+ */
+void gen_record_request(struct gen_recorder *r, unsigned worker,
+			const void *frame, uint32_t len, uint64_t ts_ns,
+			bool offload, struct gen_stats *st);
+/** The same for an answer frame from authd, as received. */
+void gen_record_answer(struct gen_recorder *r, unsigned worker,
+		       const void *frame, uint32_t len, uint64_t ts_ns,
+		       struct gen_stats *st);
+/**
+ * Stop the writer after it wrote everything queued; close the file; what
+ * was written in @p frames (requests + answers), @p requests, @p answers
+ * (each may be NULL). 0 or -EIO.
+ */
+int gen_record_close(struct gen_recorder *r, uint64_t *frames,
+		     uint64_t *requests, uint64_t *answers);
+
+/* One request of a replay, with the answer recorded for it (if any). */
+struct gen_replay_item {
+	uint64_t ts_ns;          /* capture time of the request */
+	uint32_t len;            /* of dgram */
+	uint16_t stream;         /* the recorded header's stream */
+	uint8_t n;               /* records */
+	uint8_t has_answer;
+	uint8_t dgram[AUTH_DGRAM_MAX] __rte_aligned(8);
+	struct auth_resp ans[AUTH_RECORDS_MAX];
+};
+
+/** Open @p path, check its link type, start the reader. NULL with @p err. */
+struct gen_replay *gen_replay_open(const struct gen_config *cfg, char *err,
+				   size_t errlen);
+/** The next request to send, or NULL (none yet; *eof: none ever again). */
+const struct gen_replay_item *gen_replay_peek(struct gen_replay *rp, bool *eof);
+/** Done with the item gen_replay_peek() returned. */
+void gen_replay_pop(struct gen_replay *rp);
+void gen_replay_close(struct gen_replay *rp);
+/** What the reader found, for the report and JSON. */
+struct json_t *gen_replay_json(const struct gen_replay *rp);
+void gen_replay_print(FILE *f, const struct gen_replay *rp);
+/**
+ * Compare a replayed answer @p got with the recorded @p want: false when the
+ * ids, op, status, reason, amount or available differ (printed, the first
+ * GEN_MISMATCH_PRINT). *@p other: equal in those, not in another field.
+ */
+bool gen_replay_compare(const struct auth_req *r, const struct auth_resp *want,
+			const struct auth_resp *got, uint64_t seq,
+			uint64_t mismatches_so_far, bool *other);
+
 /* authgen_opts.c */
 void gen_config_default(struct gen_config *c);
 /** 0, 1 (--help printed) or -EINVAL with @p err. */
@@ -492,7 +784,11 @@ int gen_parse_weights(const char *spec, const char *const *names, unsigned n,
 /** Sum the workers' measured (or, @p warm, warm-up) counters. */
 void gen_stats_sum(const struct gen_ctx *ctx, bool warm, struct gen_stats *sum,
 		   struct perf_hist *hist);
-void gen_progress(struct gen_ctx *ctx, uint64_t now_ns);
+/**
+ * Once a second on worker 0 (and once by gen_report at the end): take a
+ * throughput sample, print the progress line when --progress.
+ */
+void gen_tick(struct gen_ctx *ctx, uint64_t now_ns, bool final);
 /** Print the report; write JSON if asked. Returns the process exit code. */
 int gen_report(struct gen_ctx *ctx);
 

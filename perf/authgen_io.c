@@ -9,8 +9,20 @@
  *    authd, the link or this loop shows as latency instead of as fewer
  *    sends (no coordinated omission). When the loop falls behind it sends a
  *    burst to catch up and counts `behind`.
- * When the run ends (count, duration, or a signal), it stops sending and
- * waits for the datagrams in flight (at most --timeout).
+ *    With --profile double11 the schedule's rate follows the ramp
+ *    (gen_profile_rate_pm(): each interval is 1 / rate at its start);
+ *  - replay: the pcap's requests (authgen_pcap.c) at the recorded pace
+ *    times --speed, stamped with the scheduled time as in open loop, or
+ *    with --max as the closed-loop window allows; each is re-addressed,
+ *    re-sequenced and re-tagged (send_replayed()), and when the pcap holds
+ *    its answer, the new answer is compared with it.
+ * When the run ends (count, duration, the end of the pcap, or a signal),
+ * it stops sending and waits for the datagrams in flight (at most
+ * --timeout).
+ *
+ * Recording (--record): every request frame built for a datagram (not the
+ * crafted --inject ones) and, with --record-answers, every answer frame
+ * from authd is copied to the worker's ring for the pcap writer thread.
  *
  * In-flight table: datagram g lives in slot g & mask until answered or
  * lost; g_tail is the oldest not yet answered or lost and g_head - g_tail
@@ -166,6 +178,10 @@ tx_payload(struct gen_worker *w, struct gen_txq *q, const void *payload,
 		unsent(w, g);
 		return -ENOMEM;
 	}
+	if (c->rec && g != GEN_NO_FLIGHT)
+		gen_record_request(c->rec, w->index, rte_pktmbuf_mtod(m, void *),
+				   rte_pktmbuf_data_len(m), slot(w, g)->sent_ns,
+				   c->tx_cksum != 0, &w->st);
 	q->g[q->n] = g;
 	q->m[q->n++] = m;
 	if (q->n == RTE_DIM(q->m))
@@ -256,6 +272,22 @@ echo_ok(const struct gen_worker *w, const struct auth_hdr *h,
 	       h->sent_ns == f->sent_ns;
 }
 
+/* A replayed record's answer against the recorded one. */
+static void
+replay_check(struct gen_worker *w, struct gen_flight *f,
+	     const struct auth_req *r, const struct auth_resp *want,
+	     const struct auth_resp *got, uint64_t seq)
+{
+	bool other;
+
+	GEN_ADD(vol(w, f)->c[GEN_C_replay_checked], 1);
+	if (!gen_replay_compare(r, want, got, seq,
+				w->st.c[GEN_C_replay_mismatches], &other))
+		GEN_ADD(w->st.c[GEN_C_replay_mismatches], 1);
+	else if (other)
+		GEN_ADD(vol(w, f)->c[GEN_C_replay_other_diffs], 1);
+}
+
 /* Check every record of a matched answer, learn from it, compare. */
 static void
 answer_records(struct gen_worker *w, const uint8_t *p, struct gen_flight *f,
@@ -263,7 +295,8 @@ answer_records(struct gen_worker *w, const uint8_t *p, struct gen_flight *f,
 {
 	const struct auth_resp *a = (const struct auth_resp *)(p + AUTH_HDR_LEN);
 	const struct auth_resp *want =
-		w->want ? &w->want[(f->g & w->mask) * AUTH_RECORDS_MAX] : NULL;
+		f->verify ? &w->want[(f->g & w->mask) * AUTH_RECORDS_MAX] : NULL;
+	bool replay = w->ctx->rp != NULL;
 
 	for (unsigned i = 0; i < f->n; i++) {
 		const struct auth_req *r = &f->req[i];
@@ -272,9 +305,15 @@ answer_records(struct gen_worker *w, const uint8_t *p, struct gen_flight *f,
 		    a[i].user_id != r->user_id || a[i].op != r->op)
 			GEN_ADD(w->st.c[GEN_C_wrong_ids], 1);
 		count_record(vol(w, f), r, &a[i]);
-		gen_load_answer(&w->load, r, &f->sent[i], &a[i]);
+		gen_load_count(vol(w, f), &f->sent[i], &a[i]);
+		if (!replay)
+			gen_load_answer(&w->load, r, &f->sent[i], &a[i]);
 		if (!want)
 			continue;
+		if (replay) {
+			replay_check(w, f, r, &want[i], &a[i], seq);
+			continue;
+		}
 		GEN_ADD(vol(w, f)->c[GEN_C_model_checked], 1);
 		if (!gen_model_compare(&w->ctx->cfg, r, &want[i], &a[i], seq,
 				       w->st.c[GEN_C_model_mismatches]))
@@ -352,6 +391,11 @@ rx_burst(struct gen_worker *w)
 		bool arp;
 		const uint8_t *p = rx_payload(w, m[i], &len, &arp);
 
+		if (p && w->ctx->rec && w->ctx->cfg.record_answers)
+			gen_record_answer(w->ctx->rec, w->index,
+					  rte_pktmbuf_mtod(m[i], void *),
+					  rte_pktmbuf_data_len(m[i]), rx_ns,
+					  &w->st);
 		if (p)
 			on_answer(w, p, len, rx_ns);
 		else if (arp)
@@ -427,31 +471,33 @@ records_next(struct gen_worker *w)
 	return n;
 }
 
-/* Build and queue datagram g_head stamped @p sent_ns. */
-static void
-send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
-	 uint64_t tsc)
+/* Start datagram g_head in its slot: n records on @p stream. */
+static struct gen_flight *
+flight_start(struct gen_worker *w, unsigned n, uint16_t stream,
+	     uint64_t sent_ns, uint64_t tsc)
 {
-	const struct gen_config *cfg = &w->ctx->cfg;
-	uint64_t g = w->g_head;
-	struct gen_flight *f = slot(w, g);
-	unsigned n = records_next(w);
-	struct auth_hdr h = {0};
+	struct gen_flight *f = slot(w, w->g_head);
 
-	f->g = g;
+	f->g = w->g_head;
 	f->n = (uint8_t)n;
-	f->stream = w->next_stream;
+	f->stream = stream;
 	f->sent_ns = sent_ns;
 	f->tx_tsc = tsc;
 	f->state = GEN_FLIGHT_OUT;
 	f->measured = w->warm_tsc == 0;
-	w->load.st = vol(w, f);
-	for (unsigned i = 0; i < n; i++) {
-		gen_load_next(&w->load, &f->req[i], &f->sent[i]);
-		if (w->want)
-			gen_model_exec(w->ctx->model, &f->req[i],
-				       &w->want[(g & w->mask) * AUTH_RECORDS_MAX + i]);
-	}
+	f->verify = 0;
+	return f;
+}
+
+/* Header, tag, counters, TX of the datagram in @p f (g_head). */
+static void
+flight_send(struct gen_worker *w, struct gen_txq *q, struct gen_flight *f)
+{
+	const struct gen_config *cfg = &w->ctx->cfg;
+	uint64_t g = f->g, sent_ns = f->sent_ns;
+	unsigned n = f->n;
+	struct auth_hdr h = {0};
+
 	h.stream = f->stream;
 	h.gateway_id = cfg->gateway_id;
 	h.key_id = cfg->key_id;
@@ -463,11 +509,8 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 	w->last_stream = h.stream;
 	w->g_head++;
 	w->out++;
-	w->next_stream = (uint16_t)(w->next_stream + w->ctx->n_workers);
-	if (w->next_stream >= cfg->streams)
-		w->next_stream = (uint16_t)w->stream_first;
 	if (cfg->count && f->measured)
-		w->count_left -= n;
+		w->count_left = n < w->count_left ? w->count_left - n : 0;
 	GEN_ADD(vol(w, f)->c[GEN_C_dgrams_sent], 1);
 	GEN_ADD(vol(w, f)->c[GEN_C_records_sent], n);
 	if (!vol(w, f)->first_tx_ns)
@@ -475,6 +518,64 @@ send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
 	GEN_SET(vol(w, f)->last_tx_ns, sent_ns);
 	/* Last: a frame that cannot be sent settles the flight (unsent()). */
 	tx_payload(w, q, w->last_dgram, w->last_len, h.stream, g);
+}
+
+/* Build and queue datagram g_head of the workload, stamped @p sent_ns. */
+static void
+send_one(struct gen_worker *w, struct gen_txq *q, uint64_t sent_ns,
+	 uint64_t tsc)
+{
+	const struct gen_config *cfg = &w->ctx->cfg;
+	struct gen_flight *f = flight_start(w, records_next(w), w->next_stream,
+					    sent_ns, tsc);
+
+	w->load.st = vol(w, f);
+	for (unsigned i = 0; i < f->n; i++) {
+		gen_load_next(&w->load, &f->req[i], &f->sent[i]);
+		if (w->ctx->model)
+			gen_model_exec(w->ctx->model, &f->req[i],
+				       &w->want[(f->g & w->mask) * AUTH_RECORDS_MAX + i]);
+	}
+	f->verify = w->ctx->model != NULL;
+	w->next_stream = (uint16_t)(w->next_stream + w->ctx->n_workers);
+	if (w->next_stream >= cfg->streams)
+		w->next_stream = (uint16_t)w->stream_first;
+	flight_send(w, q, f);
+}
+
+/*
+ * A request of the pcap as datagram g_head: the recorded records, unchanged,
+ * under a new header (our gateway and key, stream mod --streams, a fresh
+ * seq, sent_ns now) and our tag; the recorded answer, if any, to compare.
+ */
+static void
+send_replayed(struct gen_worker *w, struct gen_txq *q,
+	      const struct gen_replay_item *it, uint64_t sent_ns, uint64_t tsc)
+{
+	const struct gen_config *cfg = &w->ctx->cfg;
+	struct gen_flight *f = flight_start(w, it->n,
+					    (uint16_t)(it->stream % cfg->streams),
+					    sent_ns, tsc);
+	struct gen_stats *st = vol(w, f);
+
+	memcpy(f->req, it->dgram + AUTH_HDR_LEN, (size_t)it->n * AUTH_REC_LEN);
+	for (unsigned i = 0; i < f->n; i++) {
+		const struct auth_req *r = &f->req[i];
+
+		memset(&f->sent[i], 0, sizeof(f->sent[i]));
+		f->sent[i].fault = GEN_FAULTS;
+		GEN_ADD(st->op_sent[r->op < GEN_OPS ? r->op : 0], 1);
+		GEN_ADD(st->product_sent[r->product < GEN_PRODUCTS ? r->product
+								   : 0], 1);
+	}
+	if (it->has_answer) {
+		memcpy(&w->want[(f->g & w->mask) * AUTH_RECORDS_MAX], it->ans,
+		       (size_t)it->n * sizeof(struct auth_resp));
+		f->verify = 1;
+	} else {
+		GEN_ADD(st->c[GEN_C_replay_unverified], f->n);
+	}
+	flight_send(w, q, f);
 }
 
 /* A valid one-record datagram (not counted, not in the model) to spoil. */
@@ -582,7 +683,8 @@ warm_check(struct gen_worker *w, uint64_t tsc)
 		return;
 	if (w->end_tsc)
 		w->end_tsc += tsc - w->warm_tsc;
-	w->warm_tsc = 0;
+	w->meas_tsc = tsc;
+	GEN_SET(w->warm_tsc, 0);
 }
 
 static bool
@@ -591,7 +693,7 @@ time_up(struct gen_worker *w, uint64_t tsc)
 	if (w->warm_tsc)
 		return __atomic_load_n(&w->ctx->stop, __ATOMIC_RELAXED);
 	return (w->end_tsc && tsc >= w->end_tsc) ||
-	       (w->ctx->cfg.count && w->count_left == 0) ||
+	       (w->ctx->cfg.count && w->count_left == 0) || w->replay_done ||
 	       __atomic_load_n(&w->ctx->stop, __ATOMIC_RELAXED);
 }
 
@@ -615,6 +717,26 @@ sched_tsc(const struct gen_worker *w, uint64_t n)
 	       (uint64_t)((unsigned __int128)n * w->ctx->tsc_hz / w->rate);
 }
 
+/*
+ * The next send after the one scheduled at next_tsc. A constant rate is
+ * t0 + n / rate (no drift); double11's ramp steps by 1 / rate(t), rate(t)
+ * taken where the interval starts (10% during a warm-up).
+ */
+static uint64_t
+next_send_tsc(struct gen_worker *w)
+{
+	const struct gen_ctx *c = w->ctx;
+	uint64_t t_ms, pm;
+
+	if (c->cfg.profile != GEN_PROFILE_DOUBLE11)
+		return sched_tsc(w, ++w->sched_n);
+	t_ms = w->next_tsc > w->meas_tsc
+		       ? (w->next_tsc - w->meas_tsc) * 1000 / c->tsc_hz : 0;
+	pm = w->warm_tsc ? GEN_D11_BASE_PERMILLE : gen_profile_rate_pm(c, t_ms);
+	GEN_SET(w->offered_pm, (uint32_t)pm);
+	return w->next_tsc + c->tsc_hz * 1000 / (w->rate * pm);
+}
+
 static void
 send_open(struct gen_worker *w, struct gen_txq *q, uint64_t tsc)
 {
@@ -628,7 +750,62 @@ send_open(struct gen_worker *w, struct gen_txq *q, uint64_t tsc)
 			evict_oldest(w);
 		send_one(w, q, now_ns(w, w->next_tsc), tsc);
 		maybe_inject(w, q, false);
-		w->next_tsc = sched_tsc(w, ++w->sched_n);
+		w->next_tsc = next_send_tsc(w);
+	}
+}
+
+/* When item @p it is due: the recorded gap from the first, / --speed. */
+static uint64_t
+replay_due_tsc(const struct gen_worker *w, const struct gen_replay_item *it)
+{
+	uint64_t d_ns = it->ts_ns > w->replay_t0_ns ? it->ts_ns - w->replay_t0_ns
+						    : 0;
+
+	return w->t0_tsc +
+	       (uint64_t)((unsigned __int128)d_ns * 1000u * w->ctx->tsc_hz /
+			  ((unsigned __int128)w->ctx->cfg.speed_milli *
+			   1000000000u));
+}
+
+static void
+send_replay(struct gen_worker *w, struct gen_txq *q, uint64_t tsc)
+{
+	const struct gen_config *cfg = &w->ctx->cfg;
+	uint64_t behind_tsc = w->ctx->tsc_hz / 1000000 * GEN_BEHIND_US;
+	unsigned k = 0;
+
+	while (k++ < GEN_BURST && !time_up(w, tsc)) {
+		bool eof;
+		const struct gen_replay_item *it = gen_replay_peek(w->ctx->rp,
+								   &eof);
+		uint64_t due = tsc;
+
+		if (!it) {
+			w->replay_done = eof;
+			return;
+		}
+		if (!w->replay_started) {
+			/* The recorded clock starts with the first request. */
+			w->replay_started = true;
+			w->replay_t0_ns = it->ts_ns;
+			w->t0_tsc = tsc;
+		}
+		if (cfg->speed_milli == 0) {
+			if (w->out >= cfg->window ||
+			    w->g_head - w->g_tail > w->mask)
+				return;
+		} else {
+			due = replay_due_tsc(w, it);
+			if (due > tsc)
+				return;
+			if (tsc - due > behind_tsc)
+				GEN_ADD(w->st.c[GEN_C_behind], 1);
+			if (w->g_head - w->g_tail > w->mask)
+				evict_oldest(w);
+		}
+		send_replayed(w, q, it, now_ns(w, due), tsc);
+		gen_replay_pop(w->ctx->rp);
+		maybe_inject(w, q, false);
 	}
 }
 
@@ -654,6 +831,9 @@ worker_start(struct gen_worker *w)
 						  (double)w->ctx->tsc_hz)
 			     : 0;
 	w->timeout_tsc = w->ctx->tsc_hz / 1000 * cfg->timeout_ms;
+	w->meas_tsc = w->warm_tsc ? w->warm_tsc : w->t0_tsc;
+	w->offered_pm = cfg->profile == GEN_PROFILE_DOUBLE11
+				? GEN_D11_BASE_PERMILLE : 1000;
 	w->sending = true;
 	for (unsigned k = 0; k < GEN_INJECTS; k++)
 		total += w->inject_left[k];
@@ -690,7 +870,9 @@ gen_worker_main(void *arg)
 		expire(w, tsc);
 		warm_check(w, tsc);
 		if (w->sending) {
-			if (w->rate)
+			if (ctx->rp)
+				send_replay(w, &q, tsc);
+			else if (w->rate)
 				send_open(w, &q, tsc);
 			else
 				send_closed(w, &q, tsc);
@@ -703,8 +885,8 @@ gen_worker_main(void *arg)
 			tx_flush(w, &q);
 		if (w->model_online)
 			lim_quiescent_state();
-		if (w->index == 0 && ctx->cfg.progress && tsc >= next_progress) {
-			gen_progress(ctx, now_ns(w, tsc));
+		if (w->index == 0 && tsc >= next_progress) {
+			gen_tick(ctx, now_ns(w, tsc), false);
 			next_progress += ctx->tsc_hz;
 		}
 	}
@@ -746,11 +928,11 @@ gen_worker_create(struct gen_ctx *ctx, unsigned index, unsigned lcore_id)
 		w->inject_left[k] = index == 0 ? cfg->inject[k] : 0;
 	perf_hist_init(&w->hist);
 	w->fl = calloc(cfg->inflight, sizeof(*w->fl));
-	if (ctx->model)
+	if (ctx->model || ctx->rp)
 		w->want = calloc((size_t)cfg->inflight * AUTH_RECORDS_MAX,
 				 sizeof(*w->want));
 	w->model_online = ctx->model != NULL;
-	if (!w->fl || (ctx->model && !w->want) ||
+	if (!w->fl || ((ctx->model || ctx->rp) && !w->want) ||
 	    gen_load_init(&w->load, ctx, index, &w->st)) {
 		gen_worker_free(w);
 		return NULL;

@@ -23,6 +23,15 @@
  * TERM_INVALID, UNKNOWN_USER, UNKNOWN_REF followed later by REVERSED (a void
  * naming an id that the generator then authorizes).
  *
+ * Popularity (--users-dist, --merchants-dist): an ordinary record names
+ * user index i in [0, n_users_ord) uniformly or by Zipf (authgen_dist.c);
+ * indices past n_users_ord (and merchants past n_merchants_ord) are kept
+ * for the cash-out script, so ordinary traffic never touches an attacker
+ * or a colluding merchant. Profiles (authgen_profile.c): double11 sends
+ * GEN_D11_HOT_PCT% of authorizations to a few hot merchants, with the
+ * terms they subsidise; cashout replaces PCT% of the records with the
+ * attack script.
+ *
  * Concurrency: one worker owns a struct gen_load; the id and amount tables
  * are shared read-only.
  */
@@ -30,6 +39,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rte_cycles.h>
 
 #include "authgen.h"
 
@@ -248,6 +259,17 @@ gen_load_init(struct gen_load *l, const struct gen_ctx *ctx, unsigned worker,
 	l->n_members = ctx->n_members;
 	l->amounts = ctx->amounts;
 	l->st = st;
+	l->ctx = ctx;
+	l->n_users_ord = ctx->n_users_ord ? ctx->n_users_ord : ctx->n_users;
+	l->n_merchants_ord = ctx->n_merchants_ord ? ctx->n_merchants_ord
+						  : ctx->n_merchants;
+	l->top_users = l->n_users_ord / 100 ? l->n_users_ord / 100 : 1;
+	l->top_merchants = l->n_merchants_ord / 100 ? l->n_merchants_ord / 100
+						    : 1;
+	l->zu = cfg->users_dist.kind == GEN_DIST_ZIPF ? &ctx->zipf_users : NULL;
+	l->zm = cfg->merchants_dist.kind == GEN_DIST_ZIPF ? &ctx->zipf_merchants
+							  : NULL;
+	l->atk_next = worker;
 	for (unsigned i = 0; i < GEN_OPS; i++)
 		l->mix_cum[i] = sum += cfg->mix[i];
 	sum = 0;
@@ -286,10 +308,34 @@ new_id(struct gen_load *l)
 	return l->id_hi | (l->next_id++ & ((1ull << 40) - 1));
 }
 
+uint64_t
+gen_load_user_index(struct gen_load *l)
+{
+	uint64_t i = l->zu ? gen_zipf_draw(l->zu, &l->rng)
+			   : gen_rng_below(&l->rng, l->n_users_ord);
+
+	GEN_ADD(l->st->dist_draws[0], 1);
+	if (i < l->top_users)
+		GEN_ADD(l->st->dist_top[0], 1);
+	return i;
+}
+
+uint64_t
+gen_load_merchant_index(struct gen_load *l)
+{
+	uint64_t i = l->zm ? gen_zipf_draw(l->zm, &l->rng)
+			   : gen_rng_below(&l->rng, l->n_merchants_ord);
+
+	GEN_ADD(l->st->dist_draws[1], 1);
+	if (i < l->top_merchants)
+		GEN_ADD(l->st->dist_top[1], 1);
+	return i;
+}
+
 static uint64_t
 any_user(struct gen_load *l)
 {
-	uint64_t i = gen_rng_below(&l->rng, l->n_users);
+	uint64_t i = gen_load_user_index(l);
 
 	return l->user_ids ? l->user_ids[i] : lim_gen_user_id(l->cfg->seed, i);
 }
@@ -301,9 +347,34 @@ any_merchant(struct gen_load *l)
 
 	if (l->n_merchants == 0)
 		return 1 + (uint32_t)gen_rng_below(&l->rng, 1000000);
-	i = gen_rng_below(&l->rng, l->n_merchants);
+	i = gen_load_merchant_index(l);
 	return l->merchant_ids ? l->merchant_ids[i]
 			       : lim_gen_merchant_id(l->cfg->seed, i);
+}
+
+/* double11: one of the hot merchants, GEN_D11_HOT_PCT% of the time. */
+static const struct gen_hot *
+hot_merchant(struct gen_load *l)
+{
+	const struct gen_ctx *c = l->ctx;
+
+	if (!c->n_hot || !chance(&l->rng, GEN_D11_HOT_PCT))
+		return NULL;
+	return &c->hot[gen_rng_below(&l->rng, c->n_hot)];
+}
+
+/* Installment terms a hot merchant subsidises (3, 6 or 12), or 0. */
+static uint8_t
+subsidised_terms(struct gen_load *l, uint8_t subsidy)
+{
+	static const uint8_t terms[3] = {3, 6, 12};
+	uint8_t pick[3];
+	unsigned n = 0;
+
+	for (unsigned b = 0; b < 3; b++)
+		if (subsidy & (1u << b))
+			pick[n++] = terms[b];
+	return n ? pick[gen_rng_below(&l->rng, n)] : 0;
 }
 
 /* The scene of a payment: channel, mcc, region, device. */
@@ -334,8 +405,10 @@ terms_for(struct gen_load *l, uint8_t product)
 }
 
 static void
-authorize(struct gen_load *l, struct auth_req *r)
+authorize(struct gen_load *l, struct auth_req *r, struct gen_sent *s)
 {
+	const struct gen_hot *hot;
+
 	r->op = LIM_OP_AUTHORIZE;
 	/* Half the time, authorize an id an early reversal named. */
 	if (l->n_pending && chance(&l->rng, 50))
@@ -351,10 +424,21 @@ authorize(struct gen_load *l, struct auth_req *r)
 	} else {
 		r->user_id = any_user(l);
 	}
-	r->merchant_id = any_merchant(l);
+	hot = hot_merchant(l);
+	r->merchant_id = hot ? hot->merchant_id : any_merchant(l);
 	r->product = (uint8_t)pick(&l->rng, l->prod_cum, GEN_PRODUCTS);
 	r->terms = terms_for(l, r->product);
 	r->amount = l->amounts[gen_rng_below(&l->rng, GEN_AMOUNTS_TABLE)];
+	if (!hot)
+		return;
+	/* Festival shopping: the terms the merchant pays the interest of. */
+	s->hot = 1;
+	GEN_ADD(l->st->hot[GEN_HOT_AUTHS], 1);
+	if (r->product != LIM_PRODUCT_INSTALLMENT)
+		return;
+	GEN_ADD(l->st->hot[GEN_HOT_INSTALLMENTS], 1);
+	if (subsidised_terms(l, hot->subsidy))
+		r->terms = subsidised_terms(l, hot->subsidy);
 }
 
 /* A record naming @p a: ids, product, merchant. */
@@ -419,6 +503,135 @@ lifecycle(struct gen_load *l, uint8_t op, struct auth_req *r,
 	default:
 		return false;
 	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* The cash-out script (--profile cashout)                                    */
+
+static const char *const attack_names[GEN_ATTACKS] = {
+	"none",
+#define GEN_ATTACK_NAME(sym, name, text) name,
+	GEN_FOREACH_ATTACK(GEN_ATTACK_NAME)
+#undef GEN_ATTACK_NAME
+};
+
+const char *
+gen_attack_name(enum gen_attack a)
+{
+	return (unsigned)a < GEN_ATTACKS ? attack_names[a] : "?";
+}
+
+/* This worker's next attacker (index into ctx->attackers), or -1. */
+static int64_t
+next_attacker(struct gen_load *l)
+{
+	uint64_t j = l->atk_next;
+
+	if (j >= l->ctx->n_attackers)
+		return -1;
+	l->atk_next += l->ctx->n_workers ? l->ctx->n_workers : 1;
+	return (int64_t)j;
+}
+
+/* An attack payment: pay later, authorize, by attacker @p a. */
+static void
+attack_payment(struct gen_load *l, struct auth_req *r,
+	       const struct gen_attacker *a, uint32_t merchant,
+	       uint64_t device, int64_t amount)
+{
+	r->op = LIM_OP_AUTHORIZE;
+	r->request_id = new_id(l);
+	r->user_id = a->user_id;
+	r->merchant_id = merchant;
+	r->amount = amount;
+	r->product = LIM_PRODUCT_PAYLATER;
+	r->channel = chance(&l->rng, 50) ? AUTH_CHANNEL_QR : AUTH_CHANNEL_APP;
+	r->mcc = 5999;
+	r->region = a->region;
+	r->device_id = device;
+}
+
+/* A crowd member's second payment, due GEN_AGAIN_DELAY_MS from now. */
+static void
+again_push(struct gen_load *l, uint64_t j, uint64_t device)
+{
+	uint32_t i = l->again_tail % GEN_AGAIN_MAX;
+
+	if (l->again_tail - l->again_head == GEN_AGAIN_MAX)
+		return; /* never at sane rates: the second payment is skipped */
+	l->again[i].j = j;
+	l->again[i].device = device;
+	l->again[i].due_tsc = rte_rdtsc() +
+			      l->ctx->tsc_hz / 1000 * GEN_AGAIN_DELAY_MS;
+	l->again_tail++;
+}
+
+/* A second payment that is due: 100 yuan of what the first one left. */
+static bool
+again_pop(struct gen_load *l, struct auth_req *r, struct gen_sent *s)
+{
+	const struct gen_attacker *a;
+	uint32_t i = l->again_head % GEN_AGAIN_MAX;
+
+	if (l->again_head == l->again_tail || l->again[i].due_tsc > rte_rdtsc())
+		return false;
+	a = &l->ctx->attackers[l->again[i].j];
+	attack_payment(l, r, a, any_merchant(l), l->again[i].device,
+		       a->left_fen >= 10000 ? 10000
+		       : a->left_fen > 0    ? a->left_fen
+					    : 100);
+	s->attack = GEN_ATTACK_CROWD_AGAIN;
+	l->again_head++;
+	return true;
+}
+
+/*
+ * The next record of the script. Even draws: an unrelated user (a device
+ * of its own) pays its near-limit round amount at the next colluding
+ * merchant, so each of them sees one such payer after another and nothing
+ * else. Odd draws walk a crowd: GEN_CROWD users on one device each pay
+ * their near-limit round amount at an ordinary merchant, and each pays
+ * again, 100 yuan, GEN_AGAIN_DELAY_MS later (the risk worker decides
+ * asynchronously: by then a frozen member is declined USER_FROZEN). False
+ * when this worker's attackers are used up.
+ */
+static bool
+attack(struct gen_load *l, struct auth_req *r, struct gen_sent *s)
+{
+	const struct gen_ctx *c = l->ctx;
+	const struct gen_attacker *a;
+	int64_t j;
+
+	if (l->atk_n % 2 == 0) {
+		if ((j = next_attacker(l)) < 0)
+			return false;
+		a = &c->attackers[j];
+		attack_payment(l, r, a, c->colluders[l->colluder_next++ %
+						      c->n_colluders],
+			       mix64(a->user_id ^ 0xdecafbadull), a->amount_fen);
+		s->attack = GEN_ATTACK_MERCHANT;
+		l->atk_n++;
+		return true;
+	}
+	if (again_pop(l, r, s)) {
+		l->atk_n++;
+		return true;
+	}
+	if (l->crowd_step == 0) {
+		for (unsigned k = 0; k < GEN_CROWD; k++) {
+			if ((j = next_attacker(l)) < 0)
+				return false;
+			l->crowd[k] = (uint64_t)j;
+		}
+		l->crowd_device = gen_rng_next(&l->rng);
+	}
+	a = &c->attackers[l->crowd[l->crowd_step]];
+	attack_payment(l, r, a, any_merchant(l), l->crowd_device, a->amount_fen);
+	again_push(l, l->crowd[l->crowd_step], l->crowd_device);
+	s->attack = GEN_ATTACK_CROWD;
+	l->crowd_step = (l->crowd_step + 1) % GEN_CROWD;
+	l->atk_n++;
+	return true;
 }
 
 static enum gen_fault
@@ -516,6 +729,16 @@ gen_load_next(struct gen_load *l, struct auth_req *r, struct gen_sent *s)
 	memset(r, 0, sizeof(*r));
 	memset(s, 0, sizeof(*s));
 	s->fault = GEN_FAULTS;
+	if (l->cfg->profile == GEN_PROFILE_CASHOUT &&
+	    chance(&l->rng, l->cfg->cashout_pct)) {
+		if (attack(l, r, s)) {
+			GEN_ADD(l->st->op_sent[r->op], 1);
+			GEN_ADD(l->st->product_sent[r->product], 1);
+			GEN_ADD(l->st->attack_sent[s->attack], 1);
+			return;
+		}
+		GEN_ADD(l->st->c[GEN_C_attack_exhausted], 1);
+	}
 	if (f == GEN_FAULT_DUP && l->n_recent) {
 		uint64_t n = l->n_recent < GEN_RECENT ? l->n_recent : GEN_RECENT;
 
@@ -529,7 +752,7 @@ gen_load_next(struct gen_load *l, struct auth_req *r, struct gen_sent *s)
 	if (op == LIM_OP_AUTHORIZE || !lifecycle(l, op, r, s)) {
 		if (op != LIM_OP_AUTHORIZE)
 			GEN_ADD(l->st->c[GEN_C_substituted], 1);
-		authorize(l, r);
+		authorize(l, r, s);
 	}
 	scene(l, r);
 	if (f != GEN_FAULTS && f != GEN_FAULT_DUP)
@@ -594,6 +817,24 @@ gen_load_answer(struct gen_load *l, const struct auth_req *r,
 	default:
 		break;
 	}
+}
+
+void
+gen_load_count(struct gen_stats *st, const struct gen_sent *s,
+	       const struct auth_resp *a)
+{
+	unsigned reason = a->reason < AUTH_REASONS ? a->reason : AUTH_REASONS;
+
+	if (s->attack && s->attack < GEN_ATTACKS) {
+		GEN_ADD(st->attack_status[s->attack][a->status < 3 ? a->status
+								   : 2], 1);
+		GEN_ADD(st->attack_reason[s->attack][reason], 1);
+	}
+	if (!s->hot || a->status != AUTH_STATUS_APPROVED)
+		return;
+	GEN_ADD(st->hot[GEN_HOT_APPROVED], 1);
+	if (a->notes & AUTH_NOTE_INTEREST_FREE)
+		GEN_ADD(st->hot[GEN_HOT_INTEREST_FREE], 1);
 }
 
 void

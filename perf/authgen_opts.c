@@ -23,6 +23,10 @@ static const char *const product_names[GEN_PRODUCTS] = {
 	NULL, "paylater", "installment", "cash",
 };
 
+#ifndef GEN_PLOT_SCRIPT
+#define GEN_PLOT_SCRIPT "perf/authgen_plot.gp"
+#endif
+
 void
 gen_usage(FILE *f)
 {
@@ -84,6 +88,24 @@ gen_usage(FILE *f)
 "  --remember N          approved authorizations kept (default 65536)\n"
 "  --run-tag N           top 16 bits of our request ids (default: from the\n"
 "                        clock, so runs against one authd do not collide)\n"
+"  --users-dist D        popularity of users: uniform (default) or zipf:S,\n"
+"                        user index i drawn with weight 1/(i+1)^S (S > 0,\n"
+"                        e.g. 0.99; exact, O(1) memory and time per draw:\n"
+"                        rejection-inversion)\n"
+"  --merchants-dist D    the same for merchants\n"
+"  --profile P           double11: with --rate R and --duration D, the rate\n"
+"                        rises from 10%% to R over D/3, holds, falls back;\n"
+"                        products paylater=40,installment=55,cash=5 (unless\n"
+"                        --products); 16 hot merchants take 60%% of the\n"
+"                        authorizations, with the installment terms they\n"
+"                        subsidise (known from a snapshot: --ids-from)\n"
+"                        cashout[:PCT]: PCT%% (default 10) of the records\n"
+"                        are a cash-out attack (near-limit round payments\n"
+"                        at colluding merchants by unrelated users; crowds\n"
+"                        of 5 users on one device); the report counts the\n"
+"                        attack payments approved and declined by reason\n"
+"                        (authd --risk on to see its detectors act). Needs\n"
+"                        --ids-from SNAPSHOT (the users' limits)\n"
 "How much and how fast:\n"
 "  --duration S          seconds of measured sending, after any warm-up\n"
 "                        (default 10 unless --count)\n"
@@ -119,9 +141,38 @@ gen_usage(FILE *f)
 "                        without answering, NAME[=COUNT],...: short, magic,\n"
 "                        version, type, count, length, gateway, key, tag,\n"
 "                        replay, stale (COUNT default 1); spread over the run\n"
+"Record and replay:\n"
+"  --record FILE         write every request frame sent to FILE (pcap,\n"
+"                        Ethernet, ns timestamps: the header's sent_ns), by\n"
+"                        a writer thread (libpcap); crafted --inject\n"
+"                        datagrams are not recorded\n"
+"  --record-answers      also the answers received (at their receive time),\n"
+"                        so a replay can verify\n"
+"  --replay FILE         send the request datagrams of a pcap (ours, or a\n"
+"                        tcpdump capture: requests are UDP datagrams to\n"
+"                        --udp-port, answers UDP datagrams from it) instead\n"
+"                        of a workload. Rewritten: MACs, IPs and UDP ports\n"
+"                        (ours and authd's, as for a workload), and in the\n"
+"                        header the gateway and key id (ours), stream (the\n"
+"                        recorded one mod --streams), seq (fresh, strictly\n"
+"                        increasing), sent_ns (the replay's send time), and\n"
+"                        the tag (our key); records are sent unchanged.\n"
+"                        Recorded answers are compared with the new ones\n"
+"                        (ids, op, status, reason, amount, available): a\n"
+"                        mismatch fails the run. One lcore\n"
+"  --speed X             replay at X times the recorded pace (default 1)\n"
+"  --max                 replay as fast as authd answers (closed loop,\n"
+"                        --window datagrams in flight)\n"
 "Output:\n"
 "  --progress            a line every second\n"
-"  --json FILE           configuration and results (with the histogram)\n"
+"  --json FILE           configuration and results (with the histogram and\n"
+"                        the per-second samples)\n"
+"  --plot PREFIX         write PREFIX-latency.png (latency by percentile, HDR\n"
+"                        style) and PREFIX-throughput.png (rates and p99 per\n"
+"                        second) with gnuplot; skipped with a warning when\n"
+"                        gnuplot is missing\n"
+"  --plot-script FILE    the gnuplot script (default: the source tree's\n"
+"                        perf/authgen_plot.gp)\n"
 "  --quiet               no report on stdout (errors still on stderr)\n"
 "  --linger S            after the report (and the JSON), keep the port open\n"
 "                        without polling it until the link goes down (authd\n"
@@ -164,6 +215,11 @@ gen_config_default(struct gen_config *c)
 	c->timeout_ms = 1000;
 	c->remember = GEN_REMEMBER_DEFAULT;
 	c->ops_max = 1u << 22;
+	snprintf(c->users_dist.spec, sizeof(c->users_dist.spec), "uniform");
+	snprintf(c->merchants_dist.spec, sizeof(c->merchants_dist.spec),
+		 "uniform");
+	c->speed_milli = 1000;
+	snprintf(c->plot_script, sizeof(c->plot_script), "%s", GEN_PLOT_SCRIPT);
 }
 
 static int
@@ -348,6 +404,49 @@ parse_faults(uint32_t *ppm, const char *spec, char *err, size_t n)
 	return 0;
 }
 
+/* "uniform" or "zipf:S" with 0 < S <= 10 (three decimals). */
+static int
+parse_dist(struct gen_dist *d, const char *name, const char *v, char *err,
+	   size_t n)
+{
+	const char *end;
+	int64_t x;
+
+	if (!strcmp(v, "uniform")) {
+		*d = (struct gen_dist){GEN_DIST_UNIFORM, 0.0, "uniform"};
+		return 0;
+	}
+	if (strncmp(v, "zipf:", 5) || parse_fixed(v + 5, 3, &x, &end) || *end ||
+	    x < 1 || x > 10000 || strlen(v) >= sizeof(d->spec))
+		return bad(err, n, name, v, "expected uniform or zipf:S with "
+					    "0 < S <= 10, e.g. zipf:0.99");
+	d->kind = GEN_DIST_ZIPF;
+	d->s = (double)x / 1000.0;
+	snprintf(d->spec, sizeof(d->spec), "%s", v);
+	return 0;
+}
+
+/* "double11", "cashout" or "cashout:PCT". */
+static int
+parse_profile(struct gen_config *c, const char *v, char *err, size_t n)
+{
+	uint64_t p = 10;
+
+	if (!strcmp(v, "double11")) {
+		c->profile = GEN_PROFILE_DOUBLE11;
+		return 0;
+	}
+	if (!strcmp(v, "cashout") ||
+	    (!strncmp(v, "cashout:", 8) && parse_u64(v + 8, &p) == 0 &&
+	     p >= 1 && p <= 100)) {
+		c->profile = GEN_PROFILE_CASHOUT;
+		c->cashout_pct = (unsigned)p;
+		return 0;
+	}
+	return bad(err, n, "profile", v,
+		   "expected double11, cashout or cashout:PCT (1..100)");
+}
+
 /* "short,tag=5" */
 static int
 parse_inject(unsigned *cnt, const char *spec, char *err, size_t n)
@@ -429,6 +528,8 @@ enum {
 	O_COUNT, O_RATE,
 	O_WINDOW, O_INFLIGHT, O_TIMEOUT, O_CHECK_MODEL, O_CLOCK_FIXED, O_SEQ,
 	O_OPS_MAX, O_INJECT, O_PROGRESS, O_JSON, O_QUIET, O_LINGER,
+	O_USERS_DIST, O_MERCHANTS_DIST, O_PROFILE, O_RECORD, O_RECORD_ANSWERS,
+	O_REPLAY, O_SPEED, O_MAX, O_PLOT, O_PLOT_SCRIPT,
 };
 
 static const struct option longopts[] = {
@@ -471,6 +572,16 @@ static const struct option longopts[] = {
 	{"json", required_argument, NULL, O_JSON},
 	{"quiet", no_argument, NULL, O_QUIET},
 	{"linger", required_argument, NULL, O_LINGER},
+	{"users-dist", required_argument, NULL, O_USERS_DIST},
+	{"merchants-dist", required_argument, NULL, O_MERCHANTS_DIST},
+	{"profile", required_argument, NULL, O_PROFILE},
+	{"record", required_argument, NULL, O_RECORD},
+	{"record-answers", no_argument, NULL, O_RECORD_ANSWERS},
+	{"replay", required_argument, NULL, O_REPLAY},
+	{"speed", required_argument, NULL, O_SPEED},
+	{"max", no_argument, NULL, O_MAX},
+	{"plot", required_argument, NULL, O_PLOT},
+	{"plot-script", required_argument, NULL, O_PLOT_SCRIPT},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -654,6 +765,7 @@ set_workload(struct gen_config *c, int ch, const char *v, char *err, size_t n)
 		if (gen_parse_weights(v, product_names, GEN_PRODUCTS,
 				      c->products, why, sizeof(why)))
 			return bad(err, n, "products", v, why);
+		c->products_set = true;
 		return 0;
 	case O_AMOUNTS:
 		if (parse_amounts(&c->amounts, v))
@@ -679,6 +791,54 @@ set_workload(struct gen_config *c, int ch, const char *v, char *err, size_t n)
 				   "expected seconds, e.g. 2 or 0.5");
 		c->warmup_s = (double)s / 1000.0;
 		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+/* Record, replay, plots, popularity, profiles. */
+static int
+set_extra(struct gen_config *c, int ch, const char *v, char *err, size_t n)
+{
+	const char *end;
+	int64_t x;
+
+	switch (ch) {
+	case O_USERS_DIST:
+		return parse_dist(&c->users_dist, "users-dist", v, err, n);
+	case O_MERCHANTS_DIST:
+		return parse_dist(&c->merchants_dist, "merchants-dist", v, err,
+				  n);
+	case O_PROFILE:
+		return parse_profile(c, v, err, n);
+	case O_RECORD:
+		return path(c->record_path, sizeof(c->record_path), "record", v,
+			    err, n);
+	case O_RECORD_ANSWERS:
+		c->record_answers = true;
+		return 0;
+	case O_REPLAY:
+		return path(c->replay_path, sizeof(c->replay_path), "replay", v,
+			    err, n);
+	case O_SPEED:
+		if (parse_fixed(v, 3, &x, &end) || *end || x < 1 ||
+		    x > 1000000000)
+			return bad(err, n, "speed", v,
+				   "expected a factor, e.g. 1, 0.5 or 10 "
+				   "(or --max)");
+		c->speed_milli = (uint32_t)x;
+		c->speed_set = true;
+		return 0;
+	case O_MAX:
+		c->speed_milli = 0;
+		c->speed_set = true;
+		return 0;
+	case O_PLOT:
+		return path(c->plot_prefix, sizeof(c->plot_prefix), "plot", v,
+			    err, n);
+	case O_PLOT_SCRIPT:
+		return path(c->plot_script, sizeof(c->plot_script),
+			    "plot-script", v, err, n);
 	default:
 		return -ENOENT;
 	}
@@ -718,7 +878,26 @@ check(struct gen_config *c, char *err, size_t n)
 				 "or --keys FILE (with --gateway)");
 		return -EINVAL;
 	}
-	if (!c->users && !c->ids_from[0] && !c->check_model[0]) {
+	if (c->replay_path[0] &&
+	    (c->check_model[0] || c->rate || c->warmup_s > 0 || c->profile)) {
+		snprintf(err, n, "--replay sends what the pcap holds: not with "
+				 "--check-model, --rate (use --speed), --warmup "
+				 "or --profile");
+		return -EINVAL;
+	}
+	if (c->speed_set && !c->replay_path[0]) {
+		snprintf(err, n, "--speed and --max pace a --replay");
+		return -EINVAL;
+	}
+	if (c->record_answers && !c->record_path[0]) {
+		snprintf(err, n, "--record-answers goes with --record FILE");
+		return -EINVAL;
+	}
+	if (c->profile == GEN_PROFILE_DOUBLE11 && !c->products_set)
+		gen_parse_weights(GEN_D11_PRODUCTS, product_names, GEN_PRODUCTS,
+				  c->products, err, n);
+	if (!c->users && !c->ids_from[0] && !c->check_model[0] &&
+	    !c->replay_path[0]) {
 		snprintf(err, n, "which users? --users N (with --seed, as "
 				 "authdb gen), --ids-from SNAPSHOT or "
 				 "--check-model SNAPSHOT");
@@ -736,8 +915,8 @@ check(struct gen_config *c, char *err, size_t n)
 	}
 	if (c->check_model[0] && !c->window_set)
 		c->window = 1;
-	if (!c->count && c->duration_s == 0)
-		c->duration_s = 10;
+	if (!c->count && c->duration_s == 0 && !c->replay_path[0])
+		c->duration_s = 10; /* a replay runs to the end of its pcap */
 	if (!c->inflight)
 		c->inflight = c->window > GEN_INFLIGHT_DEFAULT ? c->window
 							       : GEN_INFLIGHT_DEFAULT;
@@ -782,6 +961,8 @@ gen_config_args(struct gen_config *c, int argc, char **argv, char *err,
 			rc = set_workload(c, ch, optarg, err, n);
 		if (rc == -ENOENT)
 			rc = set_other(c, ch, optarg, err, n);
+		if (rc == -ENOENT)
+			rc = set_extra(c, ch, optarg, err, n);
 		if (rc)
 			return rc;
 	}
