@@ -72,6 +72,10 @@ struct dp_config {
 	enum dp_clock_mode clock_mode;
 	uint32_t clock_fixed_s;
 	struct dp_risk_config risk;  /* --risk, --risk-set, [risk] (risk.h) */
+	/* --export URL: journal records to NATS JetStream ("": off; export.h) */
+	char export_url[256];
+	char export_subject[128];    /* --export-subject: <subject>.<kind> */
+	char export_stream[64];      /* --export-stream: created if absent */
 };
 
 /* One list for the counters of a dataplane lcore: field, description. */
@@ -161,6 +165,7 @@ struct dp_ctx {
 					  * answers are never released */
 	struct dp_ctl *ctl;
 	struct dp_risk *risk;            /* NULL: --risk off */
+	struct dp_export *export;        /* NULL: --export off (export.h) */
 };
 
 /* options.c */

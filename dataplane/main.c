@@ -31,6 +31,7 @@
 #include <urcu-qsbr.h>
 
 #include "dp.h"
+#include "export.h"
 #include "journal.h"
 
 #define AUTHD_VERSION "0.1.0"
@@ -112,6 +113,18 @@ usage(FILE *f, const char *prog)
 "      --risk-set KEY=VALUE\n"
 "                        a risk threshold or table size (docs/risk.md);\n"
 "                        repeatable; or a [risk] section in the -c file\n"
+"      --export URL      stream every durable journal record to NATS\n"
+"                        JetStream at URL (nats://host:4222), once and in seq\n"
+"                        order; needs --journal. Off by default. NATS being\n"
+"                        down never slows deciding: the lag shows in authctl\n"
+"                        stats (export). docs/export.md\n"
+"      --export-subject S\n"
+"                        records go to S.<kind> (S.auth, S.capture, ...;\n"
+"                        default authd.journal)\n"
+"      --export-stream NAME\n"
+"                        the stream, created if absent (file storage,\n"
+"                        subjects S.>, 10 min dedupe; default AUTHD_JOURNAL);\n"
+"                        one stream per journal\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
 "\n"
@@ -331,6 +344,9 @@ setup(struct dp_ctx *ctx)
 		die("%s", "cannot journal the policy of --policy");
 	if (dp_risk_start(ctx))
 		die("%s", "cannot start the risk worker (see above)");
+	/* After recovery and the ledger: it follows ctx->durable_seq. */
+	if (dp_export_start(ctx))
+		die("%s", "cannot start the export to NATS (see above)");
 	ctx->ctl = dp_ctl_start(ctx);
 	if (!ctx->ctl)
 		die("%s", "cannot open the control socket (see above)");
@@ -384,6 +400,10 @@ shutdown_all(struct dp_ctx *ctx)
 	/* Verdicts from the last records are applied and journaled. */
 	dp_risk_stop(ctx->risk);
 	ctx->risk = NULL;
+	/* Read by the control thread and stats: stopped after them; before
+	 * the ledger, so a NATS outage never delays the journal's drain. */
+	dp_export_stop(ctx->export);
+	ctx->export = NULL;
 	dp_stats_sum(ctx, &s);
 	drained = ledger_wait(ctx, s.c[DP_C_effects]);
 	dp_ledger_stop(ctx->ledger);

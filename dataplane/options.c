@@ -21,6 +21,7 @@
 #include <rte_log.h>
 
 #include "dp.h"
+#include "export.h"
 
 enum opt_kind { OPT_STR, OPT_U64, OPT_U32, OPT_U16, OPT_IP, OPT_FLAG, OPT_SPECIAL };
 
@@ -60,6 +61,9 @@ static const struct opt opts[] = {
 	{"rx-desc", 0, OPT_U16, O(rx_ring), 64, 32768},
 	{"tx-desc", 0, OPT_U16, O(tx_ring), 64, 32768},
 	{"promiscuous", 0, OPT_FLAG, O(promiscuous), 0, 1},
+	{"export", 0, OPT_STR, O(export_url), 0, 0},
+	{"export-subject", 0, OPT_STR, O(export_subject), 0, 0},
+	{"export-stream", 0, OPT_STR, O(export_stream), 0, 0},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -79,6 +83,10 @@ dp_config_default(struct dp_config *c)
 	c->log_level = RTE_LOG_NOTICE;
 	c->clock_mode = DP_CLOCK_REAL;
 	dp_risk_config_default(&c->risk);
+	snprintf(c->export_subject, sizeof(c->export_subject), "%s",
+		 DP_EXPORT_SUBJECT_DEFAULT);
+	snprintf(c->export_stream, sizeof(c->export_stream), "%s",
+		 DP_EXPORT_STREAM_DEFAULT);
 }
 
 static int
@@ -362,6 +370,15 @@ dp_config_check(const struct dp_config *c, char *err, size_t n)
 			 "nothing is ever durable");
 		return -EINVAL;
 	}
+	if (c->export_url[0] && !c->journal_dir[0]) {
+		snprintf(err, n, "--export needs --journal DIR: the export "
+			 "publishes the journal's durable records");
+		return -EINVAL;
+	}
+	if (c->export_url[0] &&
+	    (dp_export_subject_check(c->export_subject, err, n) ||
+	     dp_export_stream_check(c->export_stream, err, n)))
+		return -EINVAL;
 	if (c->ring_size & (c->ring_size - 1)) {
 		snprintf(err, n, "--ring-size %u: must be a power of two", c->ring_size);
 		return -EINVAL;

@@ -32,6 +32,7 @@
 #include <rte_telemetry.h>
 
 #include "dp.h"
+#include "export.h"
 
 static const char *const dp_counter_names[DP_COUNTERS] = {
 #define DP_COUNTER_NAME(name, desc) #name,
@@ -145,6 +146,8 @@ dp_stats_json(const struct dp_ctx *ctx)
 	json_object_set_new(o, "lcores", lcs);
 	/* drained, durable_seq, seq, lag, journal batches and fsync times */
 	json_object_set_new(o, "ledger", dp_ledger_json(ctx->ledger));
+	/* state, published, acked, acked_seq, lag, errors (docs/export.md) */
+	json_object_set_new(o, "export", dp_export_json(ctx->export));
 	json_object_set_new(o, "ops", json_pack(
 		"{s:I,s:I}", "count", (json_int_t)lim_ops_count(db->ops), "capacity",
 		(json_int_t)lim_ops_capacity(db->ops)));
