@@ -1063,7 +1063,15 @@ recover_step(struct dp_export *x, uint64_t now)
 			return;
 		}
 	}
-	if (natsConnection_Status(x->nc) != NATS_CONN_STATUS_CONNECTED) {
+	switch (natsConnection_Status(x->nc)) {
+	case NATS_CONN_STATUS_CONNECTED:
+		break;
+	case NATS_CONN_STATUS_CLOSED: /* the client gave up: a new one */
+		oops(x, "connection to %s closed", x->url_shown);
+		nats_drop(x);
+		backoff(x, now);
+		return;
+	default:
 		set_state(x, DP_EXPORT_RECONNECTING);
 		x->retry_ms = now + 50;
 		return;

@@ -24,7 +24,8 @@
 #      byte-equal once sorted; authconsume --check compares every balance
 #      (cash, installment, month spend too) with the engine's snapshot; the
 #      stream holds every seq of the journal once.
-# Also: --export without --journal is refused.
+# Also: --export without --journal is refused; authd starts while
+# nats-server is not there yet (state "connecting") and exports once it is.
 #
 # Needs root (ip netns) and nats-server: exit 77 (skip) without them.
 set -u
@@ -254,9 +255,12 @@ start() {
 		fail "authd did not start"
 }
 
-nats_start
+# authd first: NATS not there yet is no reason not to start
 start
-ok "nats-server on $NATS_URL, authd exporting to stream $STREAM"
+ST=$(stat export state)
+[ "$ST" = connecting ] || fail "NATS not started yet: export state $ST"
+nats_start
+ok "authd started before nats-server (export $ST); nats-server on $NATS_URL, stream $STREAM"
 
 # --- 1. load, settings, the export keeps up ---------------------------------
 OUT=$(ops 3 1) || fail "load 1: $OUT"
