@@ -208,6 +208,12 @@ lim_ext_find(struct lim_db *db, uint64_t user_id)
 }
 
 /** Merchant @p id, or NULL. Valid until the caller's next QS. */
+void
+lim_merchant_prefetch(struct lim_db *db, uint32_t id)
+{
+	lim_kv_prefetch(db->merchants, id);
+}
+
 const struct lim_merchant *
 lim_merchant_find(struct lim_db *db, uint32_t id)
 {

@@ -153,8 +153,8 @@ extern int lim_tsan_gp;
 
 /**
  * Create a table of records of @p rec_size bytes whose key is the first
- * @p key_size (4 or 8) bytes. @p size_hint sizes the initial bucket array.
- * NULL on failure.
+ * @p key_size (4 or 8) bytes, never 0. @p size_hint sizes the initial slot
+ * table (it grows on the update path). NULL on failure.
  */
 struct lim_kv *lim_kv_create(size_t rec_size, size_t key_size,
 			     uint64_t size_hint);
@@ -165,6 +165,10 @@ struct lim_kv *lim_kv_create(size_t rec_size, size_t key_size,
 void lim_kv_free(struct lim_kv *kv, void (*fini)(void *rec));
 /** The record with @p key or NULL. QSBR read side online. */
 const void *lim_kv_find(struct lim_kv *kv, uint64_t key);
+/** Prefetch the slot line of @p key (a later lim_kv_find hits it). */
+void lim_kv_prefetch(const struct lim_kv *kv, uint64_t key);
+/** Bytes held: the slot table and the records. */
+size_t lim_kv_bytes(const struct lim_kv *kv);
 /** Insert or replace a copy of @p rec. Updater only. 0 or -ENOMEM. */
 int lim_kv_set(struct lim_kv *kv, const void *rec);
 /** Delete @p key. Updater only. 0 or -ENOENT. */

@@ -7,6 +7,8 @@
  *   burst = lim_users_find_burst over 32 ids, the dataplane's way;
  * - lfht_find: the same ids in a liburcu cds_lfht with one node per user,
  *   the alternative the user table was chosen over (bytes per user printed);
+ * - merchant_find: the merchants' RCU open-addressing table (limits/kv.c,
+ *   which replaced a cds_lfht) at users/10 merchants;
  * - lock: an uncontended lim_user_lock/unlock pair (the price of the lock
  *   word; sharding users to cores would instead cost a ring hop per record,
  *   measured in bench_dpdk);
@@ -34,7 +36,7 @@
 
 #define SEED 42
 #define NOW 1793332800u /* 2026-10-30 12:00 +08:00 */
-#define IDS 4096        /* random ids cycled through by the lookups */
+#define IDS (1u << 20)  /* random ids cycled through: more than the caches hold */
 
 struct world {
 	uint64_t users;
@@ -136,11 +138,33 @@ users_find_burst(struct perf_state *s)
 	PERF_LOOP(s) {
 		lim_users_find_burst(w->db->users, &w->ids[i], 32, out);
 		perf_do_not_optimize(out);
-		i = (i + 32) % IDS;
+		i = (i + 32) % IDS; /* IDS is a multiple of 32 */
 	}
 	perf_set_items(s, perf_iterations(s) * 32);
 }
 PERF_BENCH_SPEC(users_find_burst, .name = "users_find/burst32", .args = sizes,
+		.runs = 3, .arity = 1, .arg_names = size_name);
+
+/* Merchants (users/10 of them) in the RCU open-addressing kv table. */
+static void
+merchant_find(struct perf_state *s)
+{
+	struct world *w = world((uint64_t)perf_range(s, 0));
+	uint64_t n = lim_gen_merchants(&(struct lim_gen_config){.users = w->users});
+	static uint32_t ids[IDS];
+	uint64_t r = 11;
+	unsigned i = 0;
+
+	for (unsigned k = 0; k < IDS; k++)
+		ids[k] = lim_gen_merchant_id(SEED, rnd(&r) % n);
+	PERF_LOOP(s) {
+		const struct lim_merchant *m = lim_merchant_find(w->db, ids[i++ % IDS]);
+		perf_do_not_optimize(m);
+	}
+	perf_set_items(s, perf_iterations(s));
+	perf_counter(s, "merchants", (double)n);
+}
+PERF_BENCH_SPEC(merchant_find, .name = "merchant_find/hit", .args = sizes,
 		.runs = 3, .arity = 1, .arg_names = size_name);
 
 /* ------------------------------------------------------------------------ */
