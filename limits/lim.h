@@ -367,6 +367,13 @@ struct lim_op *lim_ops_find_owned(struct lim_ops *s, uint32_t gateway_id,
 				  int *foreign);
 
 /**
+ * Prefetch the partition header and index line of (gateway_id, request_id)
+ * so that a later find or insert of that key finds them in the cache.
+ */
+void lim_ops_prefetch(const struct lim_ops *s, uint32_t gateway_id,
+		      uint64_t request_id);
+
+/**
  * Insert a copy of @p init (its key fields set). Caller holds the lock of
  * init->user_id. Returns the new entry, or NULL with *rc = -EEXIST or
  * -ENOSPC (store full: the caller answers BUSY).
@@ -538,6 +545,8 @@ void lim_db_free(struct lim_db *db);
  * the caller's next quiescent state. NULL when absent. */
 const struct lim_user_ext *lim_ext_find(struct lim_db *db, uint64_t user_id);
 const struct lim_merchant *lim_merchant_find(struct lim_db *db, uint32_t id);
+/** Prefetch where lim_merchant_find(db, id) will look (a burst's first pass). */
+void lim_merchant_prefetch(struct lim_db *db, uint32_t id);
 const struct lim_group *lim_group_find(struct lim_db *db, uint32_t id);
 const struct lim_policy *lim_policy_get(struct lim_db *db);
 const struct lim_funders *lim_funders_get(struct lim_db *db);

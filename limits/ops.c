@@ -534,3 +534,15 @@ lim_ops_prefault(struct lim_ops *s)
 	lim_prefault(s->pool, s->pool_bytes);
 	lim_prefault(s->index, s->index_bytes);
 }
+
+void
+lim_ops_prefetch(const struct lim_ops *s, uint32_t gateway_id,
+		 uint64_t request_id)
+{
+	uint64_t h = ops_hash(gateway_id, request_id);
+	unsigned p = hash_part(s, h);
+
+	/* The partition header (its lock is written) and the probe's start. */
+	__builtin_prefetch(&s->part[p], 1, 3);
+	__builtin_prefetch(&part_index(s, p)[hash_tag(h) & s->idx_mask], 0, 3);
+}
