@@ -103,6 +103,39 @@ enum dp_counter {
 	DP_COUNTERS
 };
 
+/*
+ * In-engine latency (RX burst returned -> answer handed to TX), in TSC
+ * cycles, log-linear: below 16 exact, then 16 sub-buckets per power of two
+ * (about 6% wide). Recorded per answered frame; held answers (sync ack)
+ * count from their RX to their release.
+ */
+#define DP_LAT_SUB 16
+#define DP_LAT_BUCKETS (44 * DP_LAT_SUB) /* up to 2^47 cycles: hours */
+
+static inline unsigned
+dp_lat_bucket(uint64_t cyc)
+{
+	unsigned msb;
+
+	if (cyc < DP_LAT_SUB)
+		return (unsigned)cyc;
+	msb = 63u - (unsigned)__builtin_clzll(cyc);
+	if (msb > 46)
+		return DP_LAT_BUCKETS - 1;
+	return (msb - 3) * DP_LAT_SUB + (unsigned)((cyc >> (msb - 4)) & (DP_LAT_SUB - 1));
+}
+
+/** The largest cycle count that falls in bucket @p b. */
+static inline uint64_t
+dp_lat_bucket_max(unsigned b)
+{
+	unsigned msb = b / DP_LAT_SUB + 3, sub = b % DP_LAT_SUB;
+
+	if (b < DP_LAT_SUB)
+		return b;
+	return (((uint64_t)(DP_LAT_SUB + sub) + 1) << (msb - 4)) - 1;
+}
+
 /* One dataplane lcore's counters; one writer, readers see them a loop old. */
 struct dp_stats {
 	uint64_t c[DP_COUNTERS];
@@ -110,6 +143,7 @@ struct dp_stats {
 	uint64_t reason[AUTH_REASONS];
 	uint64_t drop[AUTH_DROPS];       /* datagrams dropped by the codec */
 	uint64_t burst[DP_BURST_MAX + 1];/* RX burst size histogram */
+	uint64_t lat[DP_LAT_BUCKETS];    /* in-engine latency, see above */
 	struct nic_counters nic;
 } __rte_cache_aligned;
 
@@ -119,6 +153,7 @@ struct dp_stats {
 struct dp_held {
 	struct rte_mbuf *m;
 	uint64_t seq;                    /* largest ledger_seq in the answer */
+	uint64_t rx_tsc;                 /* when its burst was received */
 };
 
 struct dp_ctx;

@@ -55,6 +55,7 @@ struct dp_scratch {
 	struct lim_user *users[DP_RECORDS_MAX];
 	struct lim_effect eff[DP_RECORDS_MAX];
 	struct dp_decision dec[DP_RECORDS_MAX];
+	uint64_t rx_tsc;                        /* before this burst's RX */
 };
 
 static struct dp_scratch *
@@ -272,7 +273,8 @@ answer(struct dp_lcore *lc, struct auth_dgram *d, struct rte_mbuf *m)
 static void
 hold(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t seq)
 {
-	lc->held[lc->held_tail % DP_HELD_MAX] = (struct dp_held){m, seq};
+	lc->held[lc->held_tail % DP_HELD_MAX] =
+		(struct dp_held){m, seq, scratch(lc)->rx_tsc};
 	lc->held_tail++;
 	count(lc, DP_C_held, 1);
 }
@@ -342,14 +344,18 @@ static uint16_t
 release_held(struct dp_lcore *lc, uint16_t n_tx)
 {
 	struct dp_scratch *s = scratch(lc);
-	uint64_t durable;
+	uint64_t durable, now;
 
 	if (lc->held_head == lc->held_tail)
 		return n_tx;
 	durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
+	now = rte_rdtsc();
 	while (lc->held_head != lc->held_tail &&
 	       lc->held[lc->held_head % DP_HELD_MAX].seq <= durable) {
-		s->tx[n_tx++] = lc->held[lc->held_head % DP_HELD_MAX].m;
+		const struct dp_held *h = &lc->held[lc->held_head % DP_HELD_MAX];
+
+		lc->st.lat[dp_lat_bucket(now - h->rx_tsc)]++;
+		s->tx[n_tx++] = h->m;
 		lc->held_head++;
 	}
 	if (lc->held_head != lc->held_tail &&
@@ -377,20 +383,28 @@ tx_flush(struct dp_lcore *lc, uint16_t n)
 	}
 }
 
+/*
+ * One received burst, from its RX at @p t0 to its TX. The answers sent at
+ * once count their in-engine latency here; held ones when released.
+ */
 static void
-burst(struct dp_lcore *lc, uint16_t n)
+burst(struct dp_lcore *lc, uint16_t n, uint64_t t0)
 {
 	struct dp_scratch *s = scratch(lc);
-	uint64_t t0 = rte_rdtsc();
-	uint16_t n_tx = 0, n_drop = 0, nd;
+	uint16_t n_tx = 0, n_drop = 0, n_now, nd;
+	uint64_t t1;
 
+	s->rx_tsc = t0;
 	now_refresh(lc);
 	nd = parse_burst(lc, n, &n_tx, &n_drop);
 	if (nd)
 		decide_burst(lc, nd, &n_tx, &n_drop);
+	n_now = n_tx;
 	n_tx = release_held(lc, n_tx);
 	if (n_tx)
 		tx_flush(lc, n_tx);
+	t1 = rte_rdtsc();
+	lc->st.lat[dp_lat_bucket(t1 - t0)] += n_now;
 	if (n_drop)
 		rte_pktmbuf_free_bulk(s->drop, n_drop);
 	count(lc, DP_C_busy_cycles, rte_rdtsc() - t0);
@@ -419,6 +433,7 @@ dp_lcore_main(void *arg)
 		return 0;
 	rcu_register_thread();
 	while (!__atomic_load_n(&ctx->stop, __ATOMIC_RELAXED)) {
+		uint64_t t0 = rte_rdtsc();
 		uint16_t n = 0;
 
 		count(lc, DP_C_loops, 1);
@@ -428,7 +443,7 @@ dp_lcore_main(void *arg)
 		lc->st.burst[n]++;
 		if (n) {
 			count(lc, DP_C_rx_pkts, n);
-			burst(lc, n);
+			burst(lc, n, t0);
 		} else {
 			uint16_t t = release_held(lc, 0);
 			if (t)
@@ -510,6 +525,8 @@ dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum)
 			sum->drop[c] += st->drop[c];
 		for (unsigned c = 0; c <= DP_BURST_MAX; c++)
 			sum->burst[c] += st->burst[c];
+		for (unsigned c = 0; c < DP_LAT_BUCKETS; c++)
+			sum->lat[c] += st->lat[c];
 		nic_counters_add(&sum->nic, &st->nic);
 	}
 }

@@ -95,6 +95,41 @@ nic_json(const struct nic_counters *n)
 	return o;
 }
 
+/*
+ * In-engine latency percentiles (RX to TX) in ns, from the log-linear
+ * histogram: each is the upper bound of the bucket that holds it (a figure
+ * is never rounded down), plus the count it is taken over.
+ */
+static json_t *
+latency_json(const struct dp_stats *s)
+{
+	static const struct { const char *name; double q; } pct[] = {
+		{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99},
+		{"p999", 0.999}, {"p9999", 0.9999}, {"max", 1.0},
+	};
+	double hz = (double)rte_get_tsc_hz();
+	json_t *o = json_object();
+	uint64_t total = 0, seen = 0;
+	unsigned b = 0;
+
+	for (unsigned i = 0; i < DP_LAT_BUCKETS; i++)
+		total += s->lat[i];
+	json_object_set_new(o, "count", json_integer((json_int_t)total));
+	if (!total || hz <= 0)
+		return o;
+	for (unsigned k = 0; k < sizeof(pct) / sizeof(pct[0]); k++) {
+		uint64_t want = (uint64_t)(pct[k].q * (double)total);
+
+		if (want == 0)
+			want = 1;
+		while (b < DP_LAT_BUCKETS - 1 && seen + s->lat[b] < want)
+			seen += s->lat[b++];
+		json_object_set_new(o, pct[k].name,
+				    json_real((double)dp_lat_bucket_max(b) * 1e9 / hz));
+	}
+	return o;
+}
+
 /* Every counter of @p s: the same shape for the totals and for each lcore. */
 static json_t *
 stats_json(const struct dp_stats *s)
@@ -120,6 +155,7 @@ stats_json(const struct dp_stats *s)
 	json_object_set_new(o, "burst", b);
 	json_object_set_new(o, "cycles_per_pkt", json_real(cycles_per_pkt(s)));
 	json_object_set_new(o, "ns_per_pkt", json_real(ns_per_pkt(s)));
+	json_object_set_new(o, "latency_ns", latency_json(s));
 	return o;
 }
 
