@@ -38,10 +38,10 @@ test-fast: deps $(BUILD)/test/CMakeCache.txt
 	cd $(BUILD)/test && ctest --output-on-failure -j$(JOBS) -L fast
 
 run: release
-	@scripts/run-demo.sh
+	@scripts/run-demo.sh --build $(BUILD)/release
 
 bench: release
-	@scripts/bench.sh
+	@scripts/bench.sh --build $(BUILD)/release
 
 FUZZ_SECONDS ?= 300
 fuzz: deps $(BUILD)/test/CMakeCache.txt
