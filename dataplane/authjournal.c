@@ -43,13 +43,17 @@ usage(FILE *f)
 "      last segment, at most one write long: a crash while writing) is\n"
 "      reported and is not an error, unless --strict. Damage anywhere else\n"
 "      is printed as FILE:OFFSET: KIND: REASON.\n"
-"  summary DIR [--snapshot FILE|DIR] [--check FILE2] [--users N] [--json]\n"
+"  summary DIR [--snapshot FILE|DIR] [--check FILE2] [--users N]\n"
+"          [--ops-max N] [--json]\n"
 "      records by kind and the seq range; then the state authd would\n"
 "      recover: the snapshot (the newest valid one of a DIR; none: from\n"
 "      seq 1) plus every record after it, and the users' balances: totals\n"
 "      and the N users with the largest debt + holds (default 10, 0: all).\n"
 "      --check FILE2 compares every user's balances and the op entries with\n"
 "      snapshot FILE2 (e.g. authctl snapshot save) and lists differences.\n"
+"      --ops-max N sizes the op store as authd's option does (default:\n"
+"      twice the snapshot's entries, at least 1048576): a journal holding\n"
+"      more requests than that needs the value authd ran with.\n"
 "\n"
 "Exit status: 0 valid (and, with --check, equal); 1 damage found (or\n"
 "--check found differences, or --strict and a torn tail); 2 usage or I/O\n"
@@ -68,6 +72,7 @@ struct opts {
 	bool json, strict;
 	const char *snapshot, *check;
 	uint64_t users;
+	uint64_t ops_max;          /* summary: 0 = from the snapshot */
 };
 
 static const char *
@@ -91,6 +96,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"snapshot", required_argument, NULL, 'S'},
 		{"check", required_argument, NULL, 'c'},
 		{"users", required_argument, NULL, 'u'},
+		{"ops-max", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -119,6 +125,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'S': o->snapshot = optarg; break;
 		case 'c': o->check = optarg; break;
 		case 'u': o->users = strtoull(optarg, NULL, 0); break;
+		case 'o': o->ops_max = strtoull(optarg, NULL, 0); break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "authjournal: bad option (see --help)\n");
@@ -482,7 +489,8 @@ cmd_summary(const struct opts *o)
 {
 	struct dp_recover_opts ro = {.snapshot = o->snapshot,
 				     .journal_dir = o->dir,
-				     .db = {.users_max = 0, .shards = 4},
+				     .db = {.users_max = 0, .ops_max = o->ops_max,
+					    .shards = 4},
 				     .cut_torn_tail = false,
 				     .log = o->json ? NULL : stdout};
 	struct dp_recover_result res;

@@ -73,8 +73,6 @@ struct ctl_call {
 	uint32_t uid;             /* the peer's, journaled with every change */
 	uint64_t wait_seq;        /* largest seq journaled: wait until durable */
 	int journal_rc;           /* first dp_ledger_submit() error */
-	char num[CTL_ARGS_MAX + CTL_OPTS_MAX][24]; /* JSON integers as text */
-	unsigned n_num;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -240,10 +238,15 @@ static void
 user_read(struct lim_db *db, struct lim_user *u, struct lim_user *copy,
 	  struct lim_user_ext *xcopy, bool *has_x)
 {
+	const size_t at = offsetof(struct lim_user, lock);
 	const struct lim_user_ext *x;
 
 	lim_user_lock(u);
-	*copy = *u;
+	/* Not the lock byte: a thread waiting for the lock writes it. */
+	memcpy(copy, u, at);
+	memcpy((char *)copy + at + 1, (const char *)u + at + 1,
+	       sizeof(*copy) - at - 1);
+	copy->lock = 0;
 	x = (u->flags & LIM_USER_EXT) ? lim_ext_find(db, u->user_id) : NULL;
 	if (x)
 		*xcopy = *x;
@@ -1086,17 +1089,11 @@ cmd_risk_show(struct ctl_call *k)
 static json_t *
 cmd_risk_set(struct ctl_call *k)
 {
-	char err[256], key[64];
+	char err[256];
 
-	for (unsigned i = 0; i < k->r.n_args; i++) {
-		const char *a = k->r.args[i], *eq = strchr(a, '=');
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - a), a);
-		if (dp_risk_set(k->ctx->risk, key, eq + 1, err, sizeof(err)))
-			return i ? ctl_error("risk set: %s (the %u setting(s) before it "
-					     "are applied)", err, i)
-				 : ctl_error("risk set: %s", err);
-	}
+	/* All or nothing, as every request: no item applies unless all are valid. */
+	if (dp_risk_set_kv(k->ctx->risk, k->r.args, k->r.n_args, err, sizeof(err)))
+		return ctl_error("risk set: %s", err);
 	return cmd_risk_show(k);
 }
 
@@ -1143,111 +1140,15 @@ _Static_assert(sizeof(ctl_handlers) / sizeof(ctl_handlers[0]) == CTL_CMDS,
 /* ------------------------------------------------------------------------ */
 /* Request decoding: JSON -> struct ctl_req, validated by ctl_proto.h         */
 
-/* A string, or an integer as text (kept in k->num). NULL for other types. */
-static const char *
-json_text(struct ctl_call *k, json_t *v)
-{
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-	    k->n_num < sizeof(k->num) / sizeof(k->num[0])) {
-		char *b = k->num[k->n_num++];
-
-		snprintf(b, sizeof(k->num[0]), "%lld", (long long)json_integer_value(v));
-		return b;
-	}
-	return NULL;
-}
-
-/* "user" of "user set": the word `authctl help` takes. */
-static const char *
-topic(const struct ctl_cmd *cmd, char *buf, size_t n)
-{
-	snprintf(buf, n, "%.*s", (int)strcspn(cmd->name, " "), cmd->name);
-	return buf;
-}
-
-static json_t *
-decode_args(struct ctl_call *k, json_t *args)
-{
-	const struct ctl_cmd *cmd = k->r.cmd;
-	char err[320], tb[16];
-	size_t i;
-	json_t *v;
-
-	if (args && !json_is_array(args))
-		return ctl_error("%s: \"args\" must be an array", cmd->name);
-	k->r.n_args = args ? (unsigned)json_array_size(args) : 0;
-	if (k->r.n_args < cmd->args_min || k->r.n_args > cmd->args_max)
-		return ctl_error("%s: expected %s%s%s (see authctl help %s)", cmd->name,
-				 cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis,
-				 topic(cmd, tb, sizeof(tb)));
-	json_array_foreach(args, i, v) {
-		const char *t = json_text(k, v);
-
-		if (!t)
-			return ctl_error("%s: argument %zu must be a string", cmd->name, i + 1);
-		k->r.args[i] = t;
-		if (ctl_val_parse(cmd->arg, true, t, &k->r.arg[i], err, sizeof(err)))
-			return ctl_error("%s: %s", cmd->name, err);
-	}
-	return NULL;
-}
-
-static json_t *
-decode_opts(struct ctl_call *k, json_t *opts)
-{
-	const struct ctl_cmd *cmd = k->r.cmd;
-	const char *name;
-	char err[320], tb[16];
-	json_t *v;
-
-	if (opts && !json_is_object(opts))
-		return ctl_error("%s: \"opts\" must be an object", cmd->name);
-	json_object_foreach(opts, name, v) {
-		int i = ctl_opt_index(cmd->opts, name);
-		const char *t;
-
-		if (i < 0)
-			return ctl_error("%s: unknown option --%s (see authctl help %s)",
-					 cmd->name, name, topic(cmd, tb, sizeof(tb)));
-		if (cmd->opts[i].kind == CTL_V_FLAG) {
-			if (!json_is_true(v))
-				return ctl_error("%s: --%s is a flag (true)", cmd->name, name);
-			k->r.opt[i].set = true;
-			continue;
-		}
-		if (!(t = json_text(k, v)))
-			return ctl_error("%s: --%s needs a value", cmd->name, name);
-		if (ctl_val_parse(&cmd->opts[i], false, t, &k->r.opt[i], err, sizeof(err)))
-			return ctl_error("%s: %s", cmd->name, err);
-	}
-	if (ctl_req_check(&k->r, err, sizeof(err)))
-		return ctl_error("%s", err);
-	return NULL;
-}
-
 /* Decode and validate; NULL when @p k->r is ready, else the error answer. */
 static json_t *
 decode(struct ctl_call *k, json_t *req)
 {
-	json_t *cmd = json_object_get(req, "cmd"), *v = json_object_get(req, "v");
-	json_t *err;
+	char err[512];
 
-	if (!json_is_object(req))
-		return ctl_error("request: expected a JSON object");
-	if (v && (!json_is_integer(v) || json_integer_value(v) != CTL_PROTO_VERSION))
-		return ctl_error("request: protocol version %d expected", CTL_PROTO_VERSION);
-	if (!json_is_string(cmd))
-		return ctl_error("request: \"cmd\" missing");
-	k->r.cmd = ctl_cmd_find(json_string_value(cmd));
-	if (!k->r.cmd)
-		return ctl_error("unknown command '%s' (authctl --help lists them)",
-				 json_string_value(cmd));
-	err = decode_args(k, json_object_get(req, "args"));
-	if (!err)
-		err = decode_opts(k, json_object_get(req, "opts"));
-	return err;
+	if (ctl_req_decode(req, &k->r, err, sizeof(err)))
+		return ctl_error("%s", err);
+	return NULL;
 }
 
 /* Decode and run one request line; the answer, never NULL. Call online. */

@@ -23,7 +23,9 @@
  *
  * Everything here is static inline and pure: no allocation, no I/O (authctl
  * links neither DPDK nor the limits library; it only needs lim.h's structs
- * and bounds).
+ * and bounds). ctl_req_decode() reads a parsed jansson request (jansson
+ * allocates while parsing; the decoder itself does not), so the daemon's
+ * whole validation is one function that tests/fuzz/fuzz_ctl.c can call.
  */
 #ifndef CTL_PROTO_H
 #define CTL_PROTO_H
@@ -34,6 +36,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "../limits/lim.h"
 
@@ -942,6 +946,9 @@ struct ctl_req {
 	const char *args[CTL_ARGS_MAX];
 	struct ctl_val arg[CTL_ARGS_MAX];
 	struct ctl_val opt[CTL_OPTS_MAX];   /* by index in cmd->opts */
+	/* JSON integers given as arguments or values, as text (ctl_req_decode) */
+	char num[CTL_ARGS_MAX + CTL_OPTS_MAX][24];
+	unsigned n_num;
 };
 
 /** The parsed option @p name of @p r (never NULL for a known name). */
@@ -999,6 +1006,145 @@ ctl_req_check(const struct ctl_req *r, char *err, size_t n)
 		}
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request decoding (the daemon's side): JSON -> a validated struct ctl_req   */
+
+/* A string, or a non-negative integer as text (kept in r->num); else NULL. */
+static inline const char *
+ctl_json_text(struct ctl_req *r, json_t *v)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    r->n_num < sizeof(r->num) / sizeof(r->num[0])) {
+		char *b = r->num[r->n_num++];
+
+		snprintf(b, sizeof(r->num[0]), "%lld", (long long)json_integer_value(v));
+		return b;
+	}
+	return NULL;
+}
+
+/* "user" of "user set": the word `authctl help` takes. */
+static inline const char *
+ctl_cmd_topic(const struct ctl_cmd *cmd, char *buf, size_t n)
+{
+	snprintf(buf, n, "%.*s", (int)strcspn(cmd->name, " "), cmd->name);
+	return buf;
+}
+
+static inline int
+ctl_decode_args(struct ctl_req *r, json_t *args, char *err, size_t n)
+{
+	const struct ctl_cmd *cmd = r->cmd;
+	char why[320], tb[16];
+	size_t i;
+	json_t *v;
+
+	if (args && !json_is_array(args)) {
+		snprintf(err, n, "%s: \"args\" must be an array", cmd->name);
+		return -EINVAL;
+	}
+	r->n_args = args ? (unsigned)json_array_size(args) : 0;
+	if (r->n_args < cmd->args_min || r->n_args > cmd->args_max) {
+		snprintf(err, n, "%s: expected %s%s%s (see authctl help %s)", cmd->name,
+			 cmd->name, cmd->synopsis[0] ? " " : "", cmd->synopsis,
+			 ctl_cmd_topic(cmd, tb, sizeof(tb)));
+		return -EINVAL;
+	}
+	json_array_foreach(args, i, v) {
+		const char *t = ctl_json_text(r, v);
+
+		if (!t) {
+			snprintf(err, n, "%s: argument %zu must be a string", cmd->name, i + 1);
+			return -EINVAL;
+		}
+		r->args[i] = t;
+		if (ctl_val_parse(cmd->arg, true, t, &r->arg[i], why, sizeof(why))) {
+			snprintf(err, n, "%s: %s", cmd->name, why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static inline int
+ctl_decode_opts(struct ctl_req *r, json_t *opts, char *err, size_t n)
+{
+	const struct ctl_cmd *cmd = r->cmd;
+	const char *name;
+	char why[320], tb[16];
+	json_t *v;
+
+	if (opts && !json_is_object(opts)) {
+		snprintf(err, n, "%s: \"opts\" must be an object", cmd->name);
+		return -EINVAL;
+	}
+	json_object_foreach(opts, name, v) {
+		int i = ctl_opt_index(cmd->opts, name);
+		const char *t;
+
+		if (i < 0) {
+			snprintf(err, n, "%s: unknown option --%s (see authctl help %s)",
+				 cmd->name, name, ctl_cmd_topic(cmd, tb, sizeof(tb)));
+			return -EINVAL;
+		}
+		if (cmd->opts[i].kind == CTL_V_FLAG) {
+			if (!json_is_true(v)) {
+				snprintf(err, n, "%s: --%s is a flag (true)", cmd->name, name);
+				return -EINVAL;
+			}
+			r->opt[i].set = true;
+			continue;
+		}
+		if (!(t = ctl_json_text(r, v))) {
+			snprintf(err, n, "%s: --%s needs a value", cmd->name, name);
+			return -EINVAL;
+		}
+		if (ctl_val_parse(&cmd->opts[i], false, t, &r->opt[i], why, sizeof(why))) {
+			snprintf(err, n, "%s: %s", cmd->name, why);
+			return -EINVAL;
+		}
+	}
+	return ctl_req_check(r, err, n);
+}
+
+/**
+ * Decode and validate a request object @p req (protocol version, command,
+ * every argument and option, the checks across options) into @p r, which
+ * the caller zeroes first. Strings in @p r point into @p req: keep it until
+ * @p r is no longer used. No allocation, no I/O.
+ * @return 0 with r->cmd set, or -EINVAL with the answer's message in @p err
+ *         (r->cmd is set when the command was known).
+ */
+static inline int
+ctl_req_decode(json_t *req, struct ctl_req *r, char *err, size_t n)
+{
+	json_t *cmd = json_object_get(req, "cmd"), *v = json_object_get(req, "v");
+
+	if (!json_is_object(req)) {
+		snprintf(err, n, "request: expected a JSON object");
+		return -EINVAL;
+	}
+	if (v && (!json_is_integer(v) || json_integer_value(v) != CTL_PROTO_VERSION)) {
+		snprintf(err, n, "request: protocol version %d expected", CTL_PROTO_VERSION);
+		return -EINVAL;
+	}
+	if (!json_is_string(cmd)) {
+		snprintf(err, n, "request: \"cmd\" missing");
+		return -EINVAL;
+	}
+	r->cmd = ctl_cmd_find(json_string_value(cmd));
+	if (!r->cmd) {
+		snprintf(err, n, "unknown command '%s' (authctl --help lists them)",
+			 json_string_value(cmd));
+		return -EINVAL;
+	}
+	if (ctl_decode_args(r, json_object_get(req, "args"), err, n))
+		return -EINVAL;
+	return ctl_decode_opts(r, json_object_get(req, "opts"), err, n);
 }
 
 #endif /* CTL_PROTO_H */

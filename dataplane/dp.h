@@ -222,6 +222,23 @@ int dp_config_args(struct dp_config *c, int argc, char **argv, char *err,
 /** Cross-option checks (required options present and consistent). */
 int dp_config_check(const struct dp_config *c, char *err, size_t errlen);
 
+/* An INI file (the config file, the policy file) through inih. */
+#define DP_INI_LINE_MAX 198      /* characters of a line, newline excluded */
+enum dp_ini_result { DP_INI_OK = 0, DP_INI_OPEN, DP_INI_SYNTAX, DP_INI_LONG,
+		     DP_INI_HANDLER };
+/** inih's handler: 0 when @p value is refused (the reason is the handler's). */
+typedef int (*dp_ini_handler)(void *user, const char *section,
+			      const char *name, const char *value);
+/**
+ * Parse @p path with inih, calling @p fn for each name = value until it
+ * first returns 0. A line longer than DP_INI_LINE_MAX is an error and none
+ * of it is parsed (inih would parse its tail as another line). *@p line:
+ * the first bad line (0 when none).
+ * @return DP_INI_OK; DP_INI_OPEN (errno says why); or the kind of the first
+ *         bad line: DP_INI_SYNTAX (inih's), DP_INI_LONG, DP_INI_HANDLER.
+ */
+int dp_ini_parse(const char *path, dp_ini_handler fn, void *user, int *line);
+
 /* clock.c */
 void dp_clock_init(struct dp_clock *c, enum dp_clock_mode mode, uint32_t fixed_s);
 /** Unix seconds now: monotonic (TSC) since start, immune to wall-clock steps. */

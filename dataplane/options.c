@@ -99,6 +99,7 @@ bad(char *err, size_t n, const char *name, const char *value, const char *why)
 static int
 parse_u64(const char *v, uint64_t *out)
 {
+	uint64_t mult = 1;
 	char *end;
 
 	errno = 0;
@@ -107,12 +108,16 @@ parse_u64(const char *v, uint64_t *out)
 	*out = strtoull(v, &end, 0);
 	/* Accept k/M/G suffixes: --users-max 10M. */
 	if (*end == 'k' || *end == 'K')
-		*out *= 1000, end++;
+		mult = 1000, end++;
 	else if (*end == 'M')
-		*out *= 1000000, end++;
+		mult = 1000000, end++;
 	else if (*end == 'G')
-		*out *= 1000000000, end++;
-	return errno || *end ? -EINVAL : 0;
+		mult = 1000000000, end++;
+	/* A product past 2^64 would wrap into range: 18446744073709552k = 384. */
+	if (errno || *end || *out > UINT64_MAX / mult)
+		return -EINVAL;
+	*out *= mult;
+	return 0;
 }
 
 static const char *const levels[] = {
@@ -245,6 +250,87 @@ dp_config_set(struct dp_config *c, const char *name, const char *value,
 	return -EINVAL;
 }
 
+/*
+ * inih through our own line reader. inih reads a line into a buffer of
+ * INI_MAX_LINE bytes and parses whatever does not fit as a line of its own,
+ * so the tail of a long comment could set an option: a line longer than
+ * DP_INI_LINE_MAX is an error here, and nothing of it is parsed. The reader
+ * also knows the number of each line, so the handler's first error is
+ * reported with its own line (inih reports only its syntax errors' lines).
+ */
+struct dp_ini {
+	FILE *f;
+	dp_ini_handler fn;
+	void *user;
+	int lineno;               /* of the line read last */
+	int long_line;            /* first line too long, 0 = none */
+	int handler_line;         /* first line the handler refused, 0 = none */
+};
+
+static char *
+dp_ini_read(char *str, int num, void *stream)
+{
+	struct dp_ini *x = stream;
+	size_t len = 0, max = (size_t)num - 1;
+	int c = EOF;
+
+	while ((c = getc(x->f)) != EOF && c != '\n') {
+		if (len < max)
+			str[len] = (char)c;
+		len++;
+	}
+	if (c == EOF && len == 0)
+		return NULL;
+	x->lineno++;
+	if (len > DP_INI_LINE_MAX || len >= max) {
+		if (!x->long_line)
+			x->long_line = x->lineno;
+		len = 0; /* parse nothing of it */
+	}
+	str[len] = '\0';
+	return str;
+}
+
+static int
+dp_ini_line(void *user, const char *section, const char *name,
+	    const char *value)
+{
+	struct dp_ini *x = user;
+
+	/* The first error is the one to fix: the handler is done after it. */
+	if (!x->handler_line && !x->fn(x->user, section, name, value))
+		x->handler_line = x->lineno;
+	return 1;
+}
+
+static int
+first_line(int a, int b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+int
+dp_ini_parse(const char *path, dp_ini_handler fn, void *user, int *line)
+{
+	struct dp_ini x = {.fn = fn, .user = user};
+	int syntax;
+
+	*line = 0;
+	x.f = fopen(path, "r");
+	if (!x.f)
+		return DP_INI_OPEN;
+	syntax = ini_parse_stream(dp_ini_read, &x, dp_ini_line, &x);
+	fclose(x.f);
+	if (syntax < 0)
+		return DP_INI_OPEN;   /* inih's allocation failed */
+	*line = first_line(first_line(syntax, x.long_line), x.handler_line);
+	if (!*line)
+		return DP_INI_OK;
+	if (*line == x.handler_line)
+		return DP_INI_HANDLER;
+	return *line == x.long_line ? DP_INI_LONG : DP_INI_SYNTAX;
+}
+
 struct ini_ctx {
 	struct dp_config *c;
 	char *err;
@@ -277,15 +363,20 @@ dp_config_file(struct dp_config *c, const char *path, char *err, size_t n)
 {
 	char why[256] = "";
 	struct ini_ctx x = {c, why, sizeof(why), 0};
-	int line = ini_parse(path, config_line, &x);
+	int line, rc = dp_ini_parse(path, config_line, &x, &line);
 
-	if (line == -1) {
+	if (rc == DP_INI_OPEN) {
 		snprintf(err, n, "%s: cannot open: %s", path, strerror(errno));
 		return -ENOENT;
 	}
-	if (line != 0) {
+	if (rc == DP_INI_LONG) {
+		snprintf(err, n, "%s:%d: line longer than %d characters", path,
+			 line, DP_INI_LINE_MAX);
+		return -EINVAL;
+	}
+	if (rc != DP_INI_OK) {
 		snprintf(err, n, "%s:%d: %s", path, line,
-			 why[0] ? why : "syntax error");
+			 rc == DP_INI_HANDLER ? why : "syntax error");
 		return -EINVAL;
 	}
 	return 0;

@@ -57,19 +57,21 @@ static int
 policy_file_parse(const char *path, struct lim_policy *p, char *err, size_t n)
 {
 	struct pf_state st = {.p = p};
-	int line = ini_parse(path, pf_line, &st);
+	int line, rc = dp_ini_parse(path, pf_line, &st, &line);
 
-	if (line == -1) {
+	if (rc == DP_INI_OPEN) {
 		snprintf(err, n, "%s: cannot open: %s", path, strerror(errno));
 		return -ENOENT;
 	}
-	if (line == -2) {
-		snprintf(err, n, "%s: out of memory", path);
-		return -ENOMEM;
+	if (rc == DP_INI_LONG) {
+		snprintf(err, n, "%s:%d: line longer than %d characters", path,
+			 line, DP_INI_LINE_MAX);
+		return -EINVAL;
 	}
-	if (line > 0) {
+	if (rc != DP_INI_OK) {
 		snprintf(err, n, "%s:%d: %s", path, line,
-			 st.failed ? st.why : "syntax error (expected [policy] or key = value)");
+			 rc == DP_INI_HANDLER ? st.why
+			 : "syntax error (expected [policy] or key = value)");
 		return -EINVAL;
 	}
 	if (lim_policy_check(p, st.why, sizeof(st.why))) {

@@ -343,6 +343,21 @@ stamp_of(struct save_ctx *c, uint64_t seq, uint32_t *stamp)
 	return 0;
 }
 
+/*
+ * Copy user @p u, held locked, without reading its lock byte: a thread
+ * waiting for the lock writes that byte (an atomic exchange) while we hold
+ * it, so a plain memcpy of the whole slot would race with it (TSan saw it).
+ */
+static void
+user_copy(struct lim_user *d, const struct lim_user *u)
+{
+	const size_t at = offsetof(struct lim_user, lock);
+
+	memcpy(d, u, at);
+	memcpy((char *)d + at + 1, (const char *)u + at + 1, sizeof(*d) - at - 1);
+	d->lock = 0;
+}
+
 static int
 save_users(struct save_ctx *c, uint32_t *stamps, uint64_t n)
 {
@@ -356,10 +371,9 @@ save_users(struct save_ctx *c, uint32_t *stamps, uint64_t n)
 		if (!d)
 			return c->w->err;
 		lim_user_lock(u);
-		memcpy(d, u, sizeof(*d));
+		user_copy(d, u);
 		seq = __atomic_load_n(&c->db->seq, __ATOMIC_RELAXED);
 		lim_user_unlock(u);
-		d->lock = 0;
 		if (stamp_of(c, seq, &stamps[i]))
 			return -EOVERFLOW;
 		if ((i + 1) % SNAP_PROGRESS_USERS == 0)

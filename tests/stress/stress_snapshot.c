@@ -48,7 +48,7 @@ worker_main(void *arg)
 	f.x.db = w->db;
 	f.x.shard = w->shard;
 	fx_set_now(&f, FX_T0);
-	while (!*w->stop) {
+	while (!__atomic_load_n(w->stop, __ATOMIC_RELAXED)) {
 		static const uint8_t ops[] = {LIM_OP_CAPTURE, LIM_OP_VOID,
 					      LIM_OP_REFUND, LIM_OP_REPAY};
 		struct auth_resp a;
@@ -205,7 +205,7 @@ stress_saves_under_load(void **state)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while ((double)(t.tv_sec - t0.tv_sec) +
 			 (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
-	stop = true;
+	__atomic_store_n(&stop, true, __ATOMIC_RELAXED);
 	rcu_thread_offline();
 	for (unsigned i = 0; i < THREADS; i++) {
 		assert_int_equal(pthread_join(w[i].tid, NULL), 0);

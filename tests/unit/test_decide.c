@@ -38,6 +38,13 @@
  * glibc's __libc_* entry points. test_alloc_counter_works proves the counter
  * sees a malloc, so the purity test cannot pass vacuously.
  */
+#if defined(__SANITIZE_THREAD__)
+#define DEC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DEC_TSAN 1
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define DEC_SAN_ALLOC 1
 #elif defined(__has_feature)
@@ -2087,6 +2094,9 @@ test_decide_no_alloc(void **state)
 /*
  * The battery again in a child under SECCOMP_MODE_STRICT: any system call
  * other than read, write, exit and sigreturn kills it with SIGKILL.
+ * Not under ThreadSanitizer: its runtime starts a thread in the forked
+ * child, which SYS_exit (the only exit strict mode allows) leaves running,
+ * so the child never ends (make test-tsan hung here until its timeout).
  */
 static void
 test_decide_no_syscall(void **state)
@@ -2096,6 +2106,9 @@ test_decide_no_syscall(void **state)
 	uint64_t want, got = 0;
 	pid_t pid;
 
+#ifdef DEC_TSAN
+	skip();
+#endif
 	held_ref(REF, 30000, LIM_PRODUCT_PAYLATER, 0, T0 - 60);
 	want = battery();
 	assert_int_equal(pipe(fd), 0);

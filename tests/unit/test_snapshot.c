@@ -813,7 +813,8 @@ worker_main(void *arg)
 	rcu_register_thread();
 	fx_wrap(&f, w->db);
 	f.x.shard = w->shard;
-	while (!*w->stop && w->n + 4 < LOAD_LOG_MAX) {
+	while (!__atomic_load_n(w->stop, __ATOMIC_RELAXED) &&
+	       w->n + 4 < LOAD_LOG_MAX) {
 		uint64_t r, u;
 		unsigned k;
 		struct auth_req q;
@@ -988,7 +989,7 @@ test_consistent_under_load(void **state)
 	}
 	rcu_thread_offline();
 	nanosleep(&pause, NULL);
-	stop = true;
+	__atomic_store_n(&stop, true, __ATOMIC_RELAXED);
 	for (unsigned t = 0; t < LOAD_THREADS; t++)
 		assert_int_equal(pthread_join(w[t].tid, NULL), 0);
 	rcu_thread_online();
