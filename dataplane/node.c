@@ -55,6 +55,11 @@ struct dp_scratch {
 	struct lim_user *users[DP_RECORDS_MAX];
 	struct lim_effect eff[DP_RECORDS_MAX];
 	struct dp_decision dec[DP_RECORDS_MAX];
+	/* the records to decide, in order, for the prefetch pipeline */
+	const struct auth_req *rec[DP_RECORDS_MAX];
+	uint32_t rec_gw[DP_RECORDS_MAX];
+	uint16_t rec_dg[DP_RECORDS_MAX];        /* its datagram in dg[] */
+	uint64_t dg_seq[DP_BURST_MAX];          /* largest ledger_seq of each */
 	uint64_t rx_tsc;                        /* before this burst's RX */
 };
 
@@ -130,33 +135,47 @@ parse_burst(struct dp_lcore *lc, uint16_t n, uint16_t *n_tx, uint16_t *n_drop)
 }
 
 /*
- * Every record's user, found for the whole burst at once; on the way, the
- * lines the decisions will read next are prefetched: the op store's index
- * for the request id (and the ref id), the merchant's slot. Their misses
- * then overlap with the user lookups instead of stalling each record.
+ * The decision pipeline. A record's decision reads, besides its user, the
+ * op store (its request id, its ref's entry, the entry an insert will take)
+ * and its merchant: misses that would stall each record in turn. So while
+ * record k is decided, the lines of record k + DP_PF_FAR are prefetched
+ * (index lines, partition headers, merchant slots) and, those being in
+ * cache by then, the lines of record k + DP_PF_NEAR that depend on them
+ * (merchant record, op entries). Users are found DP_GROUP at a time by
+ * lim_users_find_burst (its own two prefetched passes), one group ahead.
  */
+#define DP_GROUP 32
+#define DP_PF_FAR 8
+#define DP_PF_NEAR 3
+
 static void
-find_users(struct dp_lcore *lc, uint16_t nd)
+prefetch_far(struct dp_lcore *lc, unsigned k)
 {
 	struct dp_scratch *s = scratch(lc);
 	struct lim_db *db = lc->x.db;
-	unsigned k = 0;
+	const struct auth_req *r = s->rec[k];
 
-	for (uint16_t i = 0; i < nd; i++) {
-		uint32_t gw = s->dg[i].hdr->gateway_id;
+	lim_ops_prefetch(db->ops, s->rec_gw[k], r->request_id);
+	if (r->ref_id)
+		lim_ops_prefetch(db->ops, s->rec_gw[k], r->ref_id);
+	if (r->merchant_id)
+		lim_merchant_prefetch(db, r->merchant_id);
+}
 
-		for (unsigned j = 0; j < s->dg[i].count; j++) {
-			const struct auth_req *r = &s->dg[i].rec[j];
+static void
+prefetch_near(struct dp_lcore *lc, unsigned k)
+{
+	struct dp_scratch *s = scratch(lc);
+	struct lim_db *db = lc->x.db;
+	const struct auth_req *r = s->rec[k];
+	const struct lim_merchant *m =
+		r->merchant_id ? lim_merchant_find(db, r->merchant_id) : NULL;
 
-			s->ids[k++] = r->user_id;
-			lim_ops_prefetch(db->ops, gw, r->request_id);
-			if (r->ref_id)
-				lim_ops_prefetch(db->ops, gw, r->ref_id);
-			if (r->merchant_id)
-				lim_merchant_prefetch(db, r->merchant_id);
-		}
-	}
-	lim_users_find_burst(db->users, s->ids, k, s->users);
+	if (m)
+		__builtin_prefetch(m, 0, 3);
+	if (r->ref_id)
+		lim_ops_prefetch_entry(db->ops, s->rec_gw[k], r->ref_id);
+	lim_ops_prefetch_insert(db->ops, s->rec_gw[k], r->request_id);
 }
 
 static void
@@ -195,35 +214,56 @@ decision_end(struct dp_decision *dc, const struct auth_resp *a)
 	dc->notes = a->notes;
 }
 
-/*
- * Decide the records of one datagram in place. Returns the largest
- * ledger_seq among its answers (0: nothing to wait for).
- */
-static uint64_t
-decide_dgram(struct dp_lcore *lc, struct auth_dgram *d, unsigned *k,
-	     unsigned *ne, unsigned *nr)
+/* Decide record k in place (its answer overwrites its request). */
+static void
+decide_record(struct dp_lcore *lc, unsigned k, unsigned *ne, unsigned *nr)
 {
 	struct dp_scratch *s = scratch(lc);
-	uint64_t seq_max = 0;
+	const struct auth_req *r = s->rec[k];
+	struct auth_resp *a = (struct auth_resp *)(uintptr_t)r;
+	struct dp_decision *dc = &s->dec[*nr];
+	uint64_t *seq = &s->dg_seq[s->rec_dg[k]];
 
-	for (unsigned j = 0; j < d->count; j++, (*k)++) {
-		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
-		struct dp_decision *dc = &s->dec[*nr];
+	decision_begin(dc, r, s->users[k], lc->now_s);
+	if (auth_exec_one(&lc->x, s->rec_gw[k], r, s->users[k], a,
+			  &s->eff[*ne]) == AUTH_EXEC_RECORDED)
+		(*ne)++;
+	decision_end(dc, a);
+	/* MALFORMED records carry nothing worth learning from. */
+	if (a->reason != AUTH_REASON_MALFORMED)
+		(*nr)++;
+	if (a->ledger_seq > *seq)
+		*seq = a->ledger_seq;
+	count_answer(lc, a);
+}
 
-		decision_begin(dc, &d->rec[j], s->users[*k], lc->now_s);
-		if (auth_exec_one(&lc->x, d->hdr->gateway_id, &d->rec[j],
-				  s->users[*k], a, &s->eff[*ne]) ==
-		    AUTH_EXEC_RECORDED)
-			(*ne)++;
-		decision_end(dc, a);
-		/* MALFORMED records carry nothing worth learning from. */
-		if (a->reason != AUTH_REASON_MALFORMED)
-			(*nr)++;
-		if (a->ledger_seq > seq_max)
-			seq_max = a->ledger_seq;
-		count_answer(lc, a);
+/* Decide the @p nk records of s->rec[] through the prefetch pipeline. */
+static void
+decide_records(struct dp_lcore *lc, unsigned nk, unsigned *ne, unsigned *nr)
+{
+	struct dp_scratch *s = scratch(lc);
+	struct lim_users *users = lc->x.db->users;
+
+	for (unsigned k = 0; k < nk && k < DP_PF_FAR; k++)
+		prefetch_far(lc, k);
+	for (unsigned k = 0; k < nk && k < DP_PF_NEAR; k++)
+		prefetch_near(lc, k);
+	lim_users_find_burst(users, s->ids, RTE_MIN(nk, DP_GROUP), s->users);
+	for (unsigned g = 0; g < nk; g += DP_GROUP) {
+		unsigned end = RTE_MIN(nk, g + DP_GROUP);
+
+		if (end < nk)
+			lim_users_find_burst(users, s->ids + end,
+					     RTE_MIN(nk - end, DP_GROUP),
+					     s->users + end);
+		for (unsigned k = g; k < end; k++) {
+			if (k + DP_PF_FAR < nk)
+				prefetch_far(lc, k + DP_PF_FAR);
+			if (k + DP_PF_NEAR < nk)
+				prefetch_near(lc, k + DP_PF_NEAR);
+			decide_record(lc, k, ne, nr);
+		}
 	}
-	return seq_max;
 }
 
 /* Hand the burst's effects to the ledger and its decisions to risk. */
@@ -286,6 +326,35 @@ held_full(const struct dp_lcore *lc)
 }
 
 /* Decide (or echo, in forward mode) every valid datagram of the burst. */
+/*
+ * The datagrams that fit in the ledger ring go into s->rec[] to be decided;
+ * the others are answered BUSY whole. Returns the records queued.
+ */
+static unsigned
+queue_records(struct dp_lcore *lc, uint16_t nd, unsigned room, bool jfail)
+{
+	struct dp_scratch *s = scratch(lc);
+	unsigned nk = 0;
+
+	for (uint16_t i = 0; i < nd; i++) {
+		struct auth_dgram *d = &s->dg[i];
+
+		s->dg_seq[i] = 0;
+		if (nk + d->count > room) {
+			busy_dgram(lc, d, jfail ? DP_C_journal_busy : DP_C_ring_full);
+			continue;
+		}
+		for (unsigned j = 0; j < d->count; j++, nk++) {
+			s->rec[nk] = &d->rec[j];
+			s->rec_gw[nk] = d->hdr->gateway_id;
+			s->rec_dg[nk] = i;
+			s->ids[nk] = d->rec[j].user_id;
+		}
+	}
+	return nk;
+}
+
+/* Decide (or echo, in forward mode) every valid datagram of the burst. */
 static void
 decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 	     uint16_t *n_drop)
@@ -293,27 +362,23 @@ decide_burst(struct dp_lcore *lc, uint16_t nd, uint16_t *n_tx,
 	struct dp_scratch *s = scratch(lc);
 	bool forward = lc->ctx->cfg.mode == DP_MODE_FORWARD;
 	bool sync = lc->ctx->cfg.ack == DP_ACK_SYNC;
-	uint64_t durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
+	uint64_t durable;
 	/* A failed journal takes nothing more: no new effect, BUSY (ledger.c). */
 	bool jfail = __atomic_load_n(&lc->ctx->journal_failed, __ATOMIC_ACQUIRE);
-	unsigned room = forward || jfail ? 0 : rte_ring_free_count(lc->effects);
-	unsigned k = 0, ne = 0, nr = 0;
+	unsigned room = jfail ? 0 : rte_ring_free_count(lc->effects);
+	unsigned ne = 0, nr = 0;
 
-	if (!forward)
-		find_users(lc, nd);
+	if (!forward) {
+		unsigned nk = queue_records(lc, nd, room, jfail);
+
+		decide_records(lc, nk, &ne, &nr);
+	}
+	durable = __atomic_load_n(&lc->ctx->durable_seq, __ATOMIC_ACQUIRE);
 	for (uint16_t i = 0; i < nd; i++) {
 		struct auth_dgram *d = &s->dg[i];
 		struct rte_mbuf *m = s->pkts[s->dg_pkt[i]];
-		uint64_t seq = 0;
+		uint64_t seq = forward ? 0 : s->dg_seq[i];
 
-		if (forward) {
-			/* records echoed as they came */
-		} else if (ne + d->count > room) {
-			busy_dgram(lc, d, jfail ? DP_C_journal_busy : DP_C_ring_full);
-			k += d->count;
-		} else {
-			seq = decide_dgram(lc, d, &k, &ne, &nr);
-		}
 		if (!answer(lc, d, m))
 			s->drop[(*n_drop)++] = m;
 		else if (sync && seq > durable)

@@ -374,6 +374,20 @@ void lim_ops_prefetch(const struct lim_ops *s, uint32_t gateway_id,
 		      uint64_t request_id);
 
 /**
+ * Second stage, once the index line is in cache: prefetch for writing the
+ * entry of (gateway_id, request_id) if it exists (a capture's ref).
+ */
+void lim_ops_prefetch_entry(const struct lim_ops *s, uint32_t gateway_id,
+			    uint64_t request_id);
+
+/**
+ * Second stage, once the partition header is in cache: prefetch for writing
+ * the pool entry an insert of (gateway_id, request_id) would take next.
+ */
+void lim_ops_prefetch_insert(const struct lim_ops *s, uint32_t gateway_id,
+			     uint64_t request_id);
+
+/**
  * Insert a copy of @p init (its key fields set). Caller holds the lock of
  * init->user_id. Returns the new entry, or NULL with *rc = -EEXIST or
  * -ENOSPC (store full: the caller answers BUSY).

@@ -546,3 +546,47 @@ lim_ops_prefetch(const struct lim_ops *s, uint32_t gateway_id,
 	__builtin_prefetch(&s->part[p], 1, 3);
 	__builtin_prefetch(&part_index(s, p)[hash_tag(h) & s->idx_mask], 0, 3);
 }
+
+void
+lim_ops_prefetch_insert(const struct lim_ops *s, uint32_t gateway_id,
+			uint64_t request_id)
+{
+	unsigned p = hash_part(s, ops_hash(gateway_id, request_id));
+	const struct ops_part *pt = &s->part[p];
+	/* A racy peek: the partition's next free slot, if nobody takes it
+	 * first. Only a hint for the cache; the insert reads it locked. */
+	uint32_t slot = __atomic_load_n(&pt->free_head, __ATOMIC_RELAXED);
+
+	if (slot == OPS_NIL)
+		slot = __atomic_load_n(&pt->hwm, __ATOMIC_RELAXED);
+	if (slot >= s->per)
+		return;
+	__builtin_prefetch(&part_pool(s, p)[slot], 1, 3);
+	__builtin_prefetch((const char *)&part_pool(s, p)[slot] + 64, 1, 3);
+}
+
+void
+lim_ops_prefetch_entry(const struct lim_ops *s, uint32_t gateway_id,
+		       uint64_t request_id)
+{
+	uint64_t h = ops_hash(gateway_id, request_id);
+	unsigned p = hash_part(s, h);
+	const uint64_t *idx = part_index(s, p);
+	uint32_t tag = hash_tag(h), i = tag & s->idx_mask;
+
+	/* An unlocked peek at the index for the first entry with the key's
+	 * tag: only a hint for the cache; the find reads it locked. */
+	for (unsigned n = 0; n < 8; n++, i = (i + 1) & s->idx_mask) {
+		uint64_t e = __atomic_load_n(&idx[i], __ATOMIC_RELAXED);
+
+		if (e == 0)
+			return;
+		if ((uint32_t)(e >> 32) == tag) {
+			const struct lim_op *op = &part_pool(s, p)[(uint32_t)e];
+
+			__builtin_prefetch(op, 1, 3);
+			__builtin_prefetch((const char *)op + 64, 1, 3);
+			return;
+		}
+	}
+}

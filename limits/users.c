@@ -178,9 +178,10 @@ lim_users_find(struct lim_users *t, uint64_t user_id)
 static inline void
 prefetch_slot(const struct lim_user *u)
 {
-	/* 88 bytes from any 8-byte boundary may span two lines */
-	__builtin_prefetch(u, 0, 3);
-	__builtin_prefetch((const char *)u + sizeof(*u) - 1, 0, 3);
+	/* 88 bytes from any 8-byte boundary may span two lines; for writing:
+	 * the finder locks the slot and changes its balances */
+	__builtin_prefetch(u, 1, 3);
+	__builtin_prefetch((const char *)u + sizeof(*u) - 1, 1, 3);
 }
 
 /*
