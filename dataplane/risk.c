@@ -54,7 +54,8 @@
 #define RISK_DEVICE_USERS 8     /* >= crowd-users' maximum */
 #define RISK_PAYERS 16          /* >= merchant-users' maximum */
 #define RISK_USER_MERCHANTS 4
-#define RISK_PREFETCH 4         /* records ahead whose key lines are fetched */
+#define RISK_PREFETCH 8         /* records ahead whose key lines are fetched */
+#define RISK_PREFETCH2 3        /* records ahead whose entries are fetched */
 #define RISK_SAT16 0xffffu
 
 /* Hour-window counters of a user (H_*) and of a merchant (M_*). */
@@ -409,6 +410,38 @@ static struct risk_head *
 way(const struct risk_table *t, uint64_t set, unsigned w)
 {
 	return (struct risk_head *)(t->mem + (set * RISK_WAYS + w) * t->esize);
+}
+
+/*
+ * Second stage, once the key line is in cache (table_prefetch() a few
+ * records earlier): prefetch for writing the entry of @p key, or the ways
+ * table_get() would read to insert it.
+ */
+static inline void
+table_prefetch_entry(const struct risk_table *t, uint64_t key)
+{
+	uint64_t set = risk_mix(key) & t->sets_mask;
+	const uint64_t *k = &t->keys[set * RISK_WAYS];
+
+	if (!key)
+		return;
+	for (unsigned w = 0; w < RISK_WAYS; w++) {
+		if (k[w] == key) {
+			const char *h = (const char *)way(t, set, w);
+
+			for (size_t o = 0; o < t->esize; o += 64)
+				__builtin_prefetch(h + o, 1, 3);
+			__builtin_prefetch(h + t->esize - 1, 1, 3);
+			return;
+		}
+	}
+	/* Absent: table_get() takes the first free way, or reads every way's
+	 * last_s to evict the least recently seen (a full set). */
+	for (unsigned w = 0; w < RISK_WAYS; w++) {
+		__builtin_prefetch(way(t, set, w), 1, 3);
+		if (!k[w])
+			return;
+	}
 }
 
 static void *
@@ -1067,6 +1100,12 @@ dp_risk_engine_feed(struct dp_risk_engine *e, const struct dp_decision *d,
 			table_prefetch(&e->users, p->user_id);
 			table_prefetch(&e->devices, p->device_id);
 			table_prefetch(&e->merchants, p->merchant_id);
+		}
+		if (i + RISK_PREFETCH2 < n) {
+			const struct dp_decision *p = &d[i + RISK_PREFETCH2];
+
+			table_prefetch_entry(&e->users, p->user_id);
+			table_prefetch_entry(&e->devices, p->device_id);
 		}
 		e->cnt.c[DP_RISK_C_consumed]++;
 		if (e->cfg.mode != DP_RISK_OFF)
