@@ -101,6 +101,7 @@ struct dp_ledger {
 	struct dp_timer_ctx tx;
 	uint64_t drained;           /* atomic: lcore records written */
 	uint64_t lcore_records, cfg_records, timer_records; /* thread only */
+	bool ops_warned;            /* thread only: op store past 90% said */
 	struct dp_ledger_stats st;  /* fields written by the thread (relaxed) */
 };
 
@@ -366,6 +367,29 @@ emit_expiry(void *arg, const struct lim_effect *e)
 	s->buf[s->head + s->n++] = *e;
 }
 
+/*
+ * Say when the op store nears full: from then on new requests are answered
+ * BUSY (auth/exec.c) until holds end and idempotency records age out, and
+ * an operator sees only BUSY answers without this line.
+ */
+static void
+ops_watch(struct dp_ledger *l)
+{
+	uint64_t n = lim_ops_count(l->db->ops), cap = lim_ops_capacity(l->db->ops);
+
+	if (!l->ops_warned && n * 10 >= cap * 9) {
+		l->ops_warned = true;
+		RTE_LOG(WARNING, USER1, "ledger: op store holds %" PRIu64 " of %" PRIu64
+			" entries (90%% or more): when full, new requests are answered "
+			"BUSY until holds end and idempotency records age out; "
+			"--ops-max sizes it\n", n, cap);
+	} else if (l->ops_warned && n * 10 < cap * 8) {
+		l->ops_warned = false;
+		RTE_LOG(NOTICE, USER1, "ledger: op store back under 80%% (%" PRIu64
+			" of %" PRIu64 " entries)\n", n, cap);
+	}
+}
+
 static void
 tick(struct dp_ledger *l, uint64_t now_ns)
 {
@@ -376,6 +400,7 @@ tick(struct dp_ledger *l, uint64_t now_ns)
 	if (now_ns < l->next_tick_ns || failed(l))
 		return;
 	l->next_tick_ns = now_ns + LEDGER_TICK_NS;
+	ops_watch(l);
 	compact(s);
 	room = LEDGER_STAGE - s->n;
 	if (room < 2)

@@ -154,7 +154,7 @@ print(f"   decisions/s  {(r['records_answered'] - busy) / elapsed:,.0f}  "
 if busy:
     print(f"   BUSY         {busy:,} records ({100.0 * busy / answered:.1f}%):"
           " authd shed load: a full ledger ring (authctl stats: ring_full) or a"
-          " full op store (authctl stats: ops count = capacity)")
+          " full op store (authctl stats: ops; authd logs a warning at 90%)")
 print(f"   latency      p50 {lat['p50']/1e3:.1f} us   p99 {lat['p99']/1e3:.1f} us"
       f"   p99.9 {lat['p99.9']/1e3:.1f} us   max {lat['max']/1e3:.1f} us")
 print(f"   lost         {r['dgrams_lost']} datagrams")
