@@ -31,7 +31,7 @@ answers by reason and the latency percentiles.
   --ops-max N   authd's op store: the holds and idempotency records it
                 keeps (default: 1.6 M per second of the run, warm-up
                 included, so the demo measures decisions, not a full store;
-                about 130 bytes each). When it is full authd answers BUSY
+                140-150 bytes each). When it is full authd answers BUSY
   --keep        keep the work directory (logs, keys, authgen JSON)
   --build DIR   the Release build (default: $BUILD/release, BUILD=build)
   -h, --help    this text
