@@ -412,38 +412,6 @@ way(const struct risk_table *t, uint64_t set, unsigned w)
 	return (struct risk_head *)(t->mem + (set * RISK_WAYS + w) * t->esize);
 }
 
-/*
- * Second stage, once the key line is in cache (table_prefetch() a few
- * records earlier): prefetch for writing the entry of @p key, or the ways
- * table_get() would read to insert it.
- */
-static inline void
-table_prefetch_entry(const struct risk_table *t, uint64_t key)
-{
-	uint64_t set = risk_mix(key) & t->sets_mask;
-	const uint64_t *k = &t->keys[set * RISK_WAYS];
-
-	if (!key)
-		return;
-	for (unsigned w = 0; w < RISK_WAYS; w++) {
-		if (k[w] == key) {
-			const char *h = (const char *)way(t, set, w);
-
-			for (size_t o = 0; o < t->esize; o += 64)
-				__builtin_prefetch(h + o, 1, 3);
-			__builtin_prefetch(h + t->esize - 1, 1, 3);
-			return;
-		}
-	}
-	/* Absent: table_get() takes the first free way, or reads every way's
-	 * last_s to evict the least recently seen (a full set). */
-	for (unsigned w = 0; w < RISK_WAYS; w++) {
-		__builtin_prefetch(way(t, set, w), 1, 3);
-		if (!k[w])
-			return;
-	}
-}
-
 static void *
 table_find(const struct risk_table *t, uint64_t key)
 {
@@ -454,6 +422,35 @@ table_find(const struct risk_table *t, uint64_t key)
 		if (k[w] == key)
 			return way(t, set, w);
 	return NULL;
+}
+
+/*
+ * Second stage, once the key line is in cache (table_prefetch() a few
+ * records earlier): prefetch for writing the entry of @p key, or the ways
+ * table_get() would read to insert it.
+ */
+static inline void
+table_prefetch_entry(const struct risk_table *t, uint64_t key)
+{
+	uint64_t set = risk_mix(key) & t->sets_mask;
+	const uint64_t *k = &t->keys[set * RISK_WAYS];
+	const char *h;
+
+	if (!key)
+		return;
+	if ((h = table_find(t, key)) != NULL) {
+		for (size_t o = 0; o < t->esize; o += 64)
+			__builtin_prefetch(h + o, 1, 3);
+		__builtin_prefetch(h + t->esize - 1, 1, 3);
+		return;
+	}
+	/* Absent: table_get() takes the first free way, or reads every way's
+	 * last_s to evict the least recently seen (a full set). */
+	for (unsigned w = 0; w < RISK_WAYS; w++) {
+		__builtin_prefetch(way(t, set, w), 1, 3);
+		if (!k[w])
+			return;
+	}
 }
 
 /*
