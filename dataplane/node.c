@@ -325,7 +325,6 @@ held_full(const struct dp_lcore *lc)
 	return lc->held_tail - lc->held_head > DP_HELD_MAX - DP_BURST_MAX;
 }
 
-/* Decide (or echo, in forward mode) every valid datagram of the burst. */
 /*
  * The datagrams that fit in the ledger ring go into s->rec[] to be decided;
  * the others are answered BUSY whole. Returns the records queued.
