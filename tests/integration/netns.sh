@@ -24,7 +24,8 @@ IP_C=10.213.0.2
 AUTHD_PREFIX="authd-${NETNS_TAG}$$"
 AUTHD_PID=
 AUTHD_STATUS=
-AUTHD_LOG=${AUTHD_LOG:-/tmp/${AUTHD_PREFIX}.log}
+NETNS_LOG=/tmp/${AUTHD_PREFIX}.log   # removed by netns_cleanup unless NETNS_KEEP_LOG=1
+AUTHD_LOG=${AUTHD_LOG:-$NETNS_LOG}
 AUTHD_SOCK=${AUTHD_SOCK:-/tmp/${AUTHD_PREFIX}.sock}
 AUTHD_EAL_EXTRA=${AUTHD_EAL_EXTRA:-}
 AUTHD_START_TIMEOUT=${AUTHD_START_TIMEOUT:-60}
@@ -116,6 +117,8 @@ netns_cleanup() {
 	netns_down
 	rm -rf "/var/run/dpdk/$AUTHD_PREFIX"
 	rm -f "$AUTHD_SOCK"
+	# The tests print its tail when they fail; a passing run leaves nothing.
+	[ -n "${NETNS_KEEP_LOG:-}" ] || rm -f "$NETNS_LOG"
 }
 
 # Write a keys file (mode 0600) for gateway $2 with key id $3 = hex $4.
