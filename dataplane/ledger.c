@@ -712,20 +712,7 @@ dp_cfg_user(struct lim_cfg_effect *c, struct lim_db *db,
 	    const struct lim_user *u, uint32_t uid, uint32_t now_s,
 	    bool created)
 {
-	memset(c, 0, sizeof(*c));
-	c->seq = lim_seq_take(db);
-	c->id = u->user_id;
-	c->uid = uid;
-	c->now_s = now_s;
-	c->kind = LIM_EFF_USER_SET;
-	c->u.user.limit_fen = u->limit_fen;
-	c->u.user.self_cap_fen = u->self_cap_fen;
-	c->u.user.cool_until_s = u->cool_until_s;
-	c->u.user.region = u->region;
-	c->u.user.tier = u->tier;
-	c->u.user.flags = u->flags;
-	c->u.user.risk_q = u->risk_q;
-	c->u.user.created = created;
+	lim_cfg_user_set(c, lim_seq_take(db), u, uid, now_s, created);
 }
 
 int

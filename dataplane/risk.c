@@ -1231,25 +1231,6 @@ dp_risk_engine_merchant(struct dp_risk_engine *e, uint32_t id, uint32_t now_s,
 /* ------------------------------------------------------------------------ */
 /* The actuator                                                               */
 
-static void
-user_effect(const struct lim_user *u, uint64_t seq, uint32_t now,
-	    struct lim_cfg_effect *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->seq = seq;
-	out->id = u->user_id;
-	out->uid = LIM_UID_RISK;
-	out->now_s = now;
-	out->kind = LIM_EFF_USER_SET;
-	out->u.user.limit_fen = u->limit_fen;
-	out->u.user.self_cap_fen = u->self_cap_fen;
-	out->u.user.cool_until_s = u->cool_until_s;
-	out->u.user.region = u->region;
-	out->u.user.tier = u->tier;
-	out->u.user.flags = u->flags;
-	out->u.user.risk_q = u->risk_q;
-}
-
 /* The limit after a lower-limit verdict: cut by pct, not below exposure. */
 static int64_t
 lowered(const struct lim_user *u, unsigned pct)
@@ -1288,7 +1269,8 @@ apply_user(struct lim_db *db, const struct dp_risk_verdict *v,
 		u->flags = flags;
 		/* node.c reads the limit without the lock (advisory copy). */
 		__atomic_store_n(&u->limit_fen, limit, __ATOMIC_RELAXED);
-		user_effect(u, lim_seq_take(db), v->now_s, out);
+		lim_cfg_user_set(out, lim_seq_take(db), u, LIM_UID_RISK,
+				 v->now_s, false);
 	}
 	lim_user_unlock(u);
 	return changed;

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------------ */
 /* Bounds                                                                     */
@@ -758,6 +759,32 @@ static inline uint64_t
 lim_seq_take(struct lim_db *db)
 {
 	return __atomic_add_fetch(&db->seq, 1, __ATOMIC_RELAXED);
+}
+
+/**
+ * Fill @p c with the USER_SET record of user @p u's settings as they are
+ * now (read under its lock), at @p seq, changed by @p uid at @p now_s;
+ * @p created when the change added the user.
+ */
+static inline void
+lim_cfg_user_set(struct lim_cfg_effect *c, uint64_t seq,
+		 const struct lim_user *u, uint32_t uid, uint32_t now_s,
+		 bool created)
+{
+	memset(c, 0, sizeof(*c));
+	c->seq = seq;
+	c->id = u->user_id;
+	c->uid = uid;
+	c->now_s = now_s;
+	c->kind = LIM_EFF_USER_SET;
+	c->u.user.limit_fen = u->limit_fen;
+	c->u.user.self_cap_fen = u->self_cap_fen;
+	c->u.user.cool_until_s = u->cool_until_s;
+	c->u.user.region = u->region;
+	c->u.user.tier = u->tier;
+	c->u.user.flags = u->flags;
+	c->u.user.risk_q = u->risk_q;
+	c->u.user.created = created;
 }
 
 /* What a replay did, for the start-up report and the tests. */
