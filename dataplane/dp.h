@@ -1,15 +1,24 @@
 /*
- * dp.h - the authd daemon's shared declarations (private to dataplane/).
+ * dp.h - the authd daemon's own declarations: its options, the dataplane
+ * lcores, the context that ties the rooms together (private to the files
+ * at the top of dataplane/: main, options, node, stats, clock, policy file).
+ *
+ * The rooms below (ledger/, risk/, export/, ctl/) know nothing of this
+ * header: each is started with what it needs (its *_conf or env struct) and
+ * main.c wires them. docs/architecture.md draws the whole.
  *
  * Threads of a running authd:
  * - dataplane lcores (every EAL lcore, the main one included): one RX/TX
  *   queue pair each, the burst loop of node.c; QSBR readers;
- * - the ledger worker (a control thread, ledger.c): drains the effect rings;
- * - the control thread (ctl.c): authctl requests over a unix socket; the
- *   updater of RCU-published records (merchant updates are shared with the
- *   risk worker under dp_merchants_lock());
- * - the risk worker (a control thread, risk_worker.c): drains the decision
- *   rings, publishes its verdicts (freeze, lower limit, block, scores);
+ * - the ledger worker (a control thread, ledger/ledger.c): drains the
+ *   effect rings;
+ * - the control thread (ctl/server.c): authctl requests over a unix socket;
+ *   the updater of RCU-published records (merchant updates are shared with
+ *   the risk worker under dp_merchants_lock());
+ * - the risk worker (a control thread, risk/risk_worker.c): drains the
+ *   decision rings, publishes its verdicts (freeze, lower limit, block,
+ *   scores);
+ * - the export worker (export/export.c, with --export);
  * - DPDK's telemetry thread: reads counters (stats.c).
  */
 #ifndef DP_H
@@ -23,6 +32,9 @@
 #include <rte_ring.h>
 
 #include "auth.h"
+#include "ctl.h"
+#include "export.h"
+#include "ledger.h"
 #include "lim.h"
 #include "nic.h"
 #include "risk.h"
@@ -257,181 +269,6 @@ void dp_lcore_free(struct dp_lcore *lc);
 int dp_lcore_main(void *arg);
 /** Sum of every lcore's counters into @p sum. */
 void dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum);
-
-/* ledger.c */
-struct dp_journal_scan;
-/**
- * Start the ledger worker: it takes the effects of every lcore ring, the
- * settings effects of dp_ledger_submit() and its own hold expiries, writes
- * them in seq order to the journal (ctx->cfg.journal_dir, appending after
- * @p end, the recovered end; NULL or no journal dir: no journal, effects
- * are only ordered and counted), one write and one fdatasync per batch,
- * and publishes ctx->durable_seq. Rebuilds the hold-expiry wheel from the
- * HELD entries of ctx->db. Call after the lcores are created, before they
- * run. NULL with a log line on failure.
- */
-struct dp_ledger *dp_ledger_start(struct dp_ctx *ctx,
-				  const struct dp_journal_scan *end);
-/**
- * Write everything still in the rings (bounded wait for missing seqs), stop
- * the worker, close the journal, free it. Call after the lcores, the
- * control thread and the risk worker stopped.
- */
-void dp_ledger_stop(struct dp_ledger *l);
-/** Effects of the lcore rings written (and durable, with a journal). */
-uint64_t dp_ledger_drained(const struct dp_ledger *l);
-/**
- * Hand a settings effect to the ledger (control thread, risk worker). Its
- * seq was taken with lim_seq_take() and MUST reach the ledger: this waits
- * while the ring is full. Any thread.
- * @return 0; -EIO (the journal failed: it will never be durable);
- *         -ESHUTDOWN (the ledger stopped); -ENODEV (@p l is NULL).
- */
-int dp_ledger_submit(struct dp_ledger *l, const struct lim_cfg_effect *e);
-/**
- * Wait until every seq up to @p seq is durable (or, without a journal,
- * taken by the ledger). Any thread; sleeps, so call it offline (QSBR).
- * @return 0; -ETIMEDOUT; -EIO (the journal failed).
- */
-int dp_ledger_wait_durable(struct dp_ledger *l, uint64_t seq,
-			   unsigned timeout_ms);
-
-#define DP_LEDGER_HIST 20 /* fdatasync latency buckets: [2^i, 2^(i+1)) us */
-
-/* What the ledger did; read by the control plane (a consistent-enough copy). */
-struct dp_ledger_stats {
-	bool journal;              /* a journal is written */
-	uint64_t durable_seq;      /* durable up to here */
-	uint64_t seq;              /* last seq handed out (db->seq) */
-	uint64_t lag;              /* seq - durable_seq when read */
-	uint64_t lag_max;          /* largest lag seen when a batch started */
-	uint64_t records;          /* records written (durable) */
-	uint64_t cfg_records;      /* ... of which settings effects */
-	uint64_t batches;          /* writes, each with one fdatasync */
-	uint64_t batch_records_max;
-	uint64_t bytes;
-	uint64_t segments;
-	uint64_t fsync_ns_sum, fsync_ns_max;
-	uint64_t fsync_hist[DP_LEDGER_HIST];
-	uint64_t expired;          /* holds released by the timer */
-	uint64_t reclaimed;        /* op entries removed after retain */
-	uint64_t timer_pending;    /* holds in the wheel */
-	uint64_t timer_overflow;   /* holds the wheel had no room for */
-	int failed;                /* 0, or the negative errno it stopped on */
-	char failure[320];         /* why: the file, the call, the error */
-};
-
-/** Copy the ledger's figures. Any thread. */
-void dp_ledger_stats_get(const struct dp_ledger *l, struct dp_ledger_stats *st);
-/** The same as a new jansson object (authctl stats "ledger"). Any thread. */
-struct json_t *dp_ledger_json(const struct dp_ledger *l);
-/**
- * A USER_SET record of @p u's settings now, with a new seq: call with the
- * user's lock held, right after the change; submit it after unlocking
- * (dp_ledger_submit may wait, and the ledger's timer takes user locks).
- */
-void dp_cfg_user(struct lim_cfg_effect *c, struct lim_db *db,
-		 const struct lim_user *u, uint32_t uid, uint32_t now_s,
-		 bool created);
-/**
- * Journal the policy now published in @p db (after lim_policy_set): its
- * parts, with new seqs, submitted. @p last_seq: the last part's seq, for
- * dp_ledger_wait_durable(). 0 or dp_ledger_submit()'s error.
- */
-int dp_ledger_journal_policy(struct dp_ledger *l, struct lim_db *db,
-			     uint32_t uid, uint32_t now_s, uint64_t *last_seq);
-
-/* timer.c: hold expiry, owned by the ledger thread */
-struct dp_timer;
-
-struct dp_timer_stats {
-	uint64_t added, fired, expired, pending, overflow;
-	uint64_t swept, sweep_expired, reclaimed;
-};
-
-/* One pass of the timer: what it needs and where its effects go. */
-struct dp_timer_ctx {
-	struct dp_timer *t;
-	struct lim_db *db;
-	unsigned shard;            /* the ledger's budget shard */
-	struct auth_now now;
-	void (*emit)(void *arg, const struct lim_effect *e);
-	void *arg;
-	unsigned sweep_left;       /* internal */
-};
-
-/** A wheel for up to @p capacity holds, its cursor at @p now_s. */
-struct dp_timer *dp_timer_create(uint64_t capacity, uint32_t now_s);
-void dp_timer_free(struct dp_timer *t);
-/** Add a hold; -ENOSPC when the pool is full (the sweep catches it). */
-int dp_timer_add(struct dp_timer *t, uint32_t gateway_id, uint64_t request_id,
-		 uint64_t user_id, uint32_t expires_s);
-/** Add every HELD entry of @p db (start-up); returns how many. */
-uint64_t dp_timer_rebuild(struct dp_timer *t, struct lim_db *db);
-/** Expire lapsed holds, at most @p budget nodes; emits EXPIRE effects. */
-unsigned dp_timer_run(struct dp_timer_ctx *x, unsigned budget);
-/** Visit up to @p visit_budget op entries: expire what the wheel missed
- * (at most @p effect_budget), reclaim entries past retain_until_s. */
-unsigned dp_timer_sweep(struct dp_timer_ctx *x, unsigned visit_budget,
-			unsigned effect_budget);
-void dp_timer_stats_get(const struct dp_timer *t, struct dp_timer_stats *st);
-
-/* risk_worker.c */
-/**
- * Start the risk worker (ctx->cfg.risk): a control thread that drains every
- * lcore's decisions ring into the risk engine; sets ctx->risk. With --risk
- * off no thread starts, the lcores' decision rings are freed (no record is
- * produced) and ctx->risk stays NULL. Call after the lcores are created and
- * before they run. 0, or a negative errno with a log line.
- */
-int dp_risk_start(struct dp_ctx *ctx);
-/**
- * Drain what is left in the rings, stop the thread, log its counters, free
- * it. Call after the lcores stopped, before the ledger stops (verdicts are
- * journaled) and after the control thread stopped (it reads the worker).
- */
-void dp_risk_stop(struct dp_risk *r);
-/**
- * `authctl risk set KEY=VALUE`: change the mode (on, shadow, off) or a
- * threshold at run time (keys: risk.h, docs/risk.md); table sizes are
- * start-only. The worker takes it before its next batch. Any thread.
- * 0, or a negative errno with the reason in @p err (@p r NULL: -ENOENT,
- * authd runs with --risk off).
- */
-int dp_risk_set(struct dp_risk *r, const char *key, const char *value,
-		char *err, size_t errlen);
-/**
- * The same for @p n "KEY=VALUE" items, all or nothing: every item is
- * checked before any takes effect (an invalid request changes nothing).
- * 0, or a negative errno with "KEY=VALUE: why" in @p err.
- */
-int dp_risk_set_kv(struct dp_risk *r, const char *const *kv, unsigned n,
-		   char *err, size_t errlen);
-/**
- * `authctl risk show`: mode, thresholds, counters (verdicts by kind and
- * detector, shadow verdicts, records dropped by full rings), table use. A
- * new jansson object; {"mode":"off"} when @p r is NULL. Any thread.
- */
-struct json_t *dp_risk_json(struct dp_risk *r);
-/**
- * Serialise merchant read-copy-publish (lim_merchant_find, copy, change,
- * lim_merchant_set) between the control thread and the risk worker, so
- * neither loses the other's change. Hold it only for that, online, and
- * never across synchronize_rcu().
- */
-void dp_merchants_lock(void);
-void dp_merchants_unlock(void);
-
-/* ctl.c */
-/**
- * Open the control socket (ctx->cfg.ctl_path, default authd.sock in the EAL
- * runtime directory; mode 0600) and start its thread. NULL, with a log line
- * saying why, when the path exists and is not a stale socket, another authd
- * listens there, or a system call fails.
- */
-struct dp_ctl *dp_ctl_start(struct dp_ctx *ctx);
-/** Stop the control thread (a request in progress completes), unlink the socket. */
-void dp_ctl_stop(struct dp_ctl *c);
 
 /* stats.c */
 int dp_telemetry_register(struct dp_ctx *ctx);

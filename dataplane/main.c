@@ -31,8 +31,6 @@
 #include <urcu-qsbr.h>
 
 #include "dp.h"
-#include "export.h"
-#include "journal.h"
 
 #define AUTHD_VERSION "0.1.0"
 
@@ -315,6 +313,128 @@ setup_lcores(struct dp_ctx *ctx)
 	}
 }
 
+/* ------------------------------------------------------------------------ */
+/* The rooms: each is given what it needs, nothing of dp_ctx                  */
+
+static uint32_t
+clock_now(const void *arg)
+{
+	return dp_clock_now_s(&((const struct dp_ctx *)arg)->clock);
+}
+
+static uint64_t
+risk_dropped(const void *arg)
+{
+	const struct dp_ctx *ctx = arg;
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		n += __atomic_load_n(&ctx->lc[i]->st.c[DP_C_risk_dropped],
+				     __ATOMIC_RELAXED);
+	return n;
+}
+
+static void
+start_ledger(struct dp_ctx *ctx, const struct dp_journal_scan *jend)
+{
+	static struct rte_ring *rings[DP_LCORES_MAX];
+	struct dp_ledger_conf c = {
+		.db = ctx->db, .journal_dir = ctx->cfg.journal_dir,
+		.segment_bytes = ctx->cfg.journal_segment_bytes,
+		.rings = rings, .n_rings = ctx->n_lcores,
+		/* shards: one per lcore, then the control plane, the ledger */
+		.shard = ctx->n_lcores + 1,
+		.now_s = clock_now, .now_arg = ctx,
+		.durable_seq = &ctx->durable_seq,
+		.journal_failed = &ctx->journal_failed,
+	};
+
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		rings[i] = ctx->lc[i]->effects;
+	ctx->ledger = dp_ledger_start(&c, jend);
+	if (!ctx->ledger)
+		die("%s", "cannot start the ledger worker");
+}
+
+static void
+start_risk(struct dp_ctx *ctx)
+{
+	static struct rte_ring *rings[DP_LCORES_MAX];
+	struct dp_risk_conf c = {
+		.cfg = &ctx->cfg.risk, .db = ctx->db, .rings = rings,
+		.n_rings = ctx->n_lcores, .ledger = ctx->ledger,
+		.dropped = risk_dropped, .dropped_arg = ctx,
+	};
+
+	for (unsigned i = 0; i < ctx->n_lcores; i++)
+		rings[i] = ctx->lc[i]->decisions;
+	if (dp_risk_start(&c, &ctx->risk))
+		die("%s", "cannot start the risk worker (see above)");
+	if (ctx->risk)
+		return;
+	/* --risk off: nobody drains, so nobody produces. */
+	for (unsigned i = 0; i < ctx->n_lcores; i++) {
+		rte_ring_free(ctx->lc[i]->decisions);
+		ctx->lc[i]->decisions = NULL;
+	}
+}
+
+static void
+start_export(struct dp_ctx *ctx)
+{
+	struct dp_export_conf c = {
+		.url = ctx->cfg.export_url, .subject = ctx->cfg.export_subject,
+		.stream = ctx->cfg.export_stream,
+		.journal_dir = ctx->cfg.journal_dir,
+		.durable_seq = &ctx->durable_seq,
+	};
+
+	if (dp_export_start(&c, &ctx->export))
+		die("%s", "cannot start the export to NATS (see above)");
+}
+
+static uint32_t
+ctl_now(void *arg)
+{
+	return clock_now(arg);
+}
+
+static bool
+ctl_clock_fixed(void *arg)
+{
+	return ((struct dp_ctx *)arg)->clock.mode == DP_CLOCK_FIXED;
+}
+
+static int
+ctl_clock_set(void *arg, uint32_t unix_s)
+{
+	return dp_clock_set(&((struct dp_ctx *)arg)->clock, unix_s);
+}
+
+static struct json_t *
+ctl_stats(void *arg)
+{
+	return dp_stats_json(arg);
+}
+
+static void
+start_ctl(struct dp_ctx *ctx)
+{
+	static const struct dp_ctl_ops ops = {
+		.now_s = ctl_now, .clock_fixed = ctl_clock_fixed,
+		.clock_set = ctl_clock_set, .stats = ctl_stats,
+	};
+	struct dp_ctl_env env = {
+		.path = ctx->cfg.ctl_path, .db = ctx->db, .ledger = ctx->ledger,
+		.risk = ctx->risk, .keyring = &ctx->keyring,
+		.keys_path = ctx->cfg.keys, .ops = &ops, .arg = ctx,
+	};
+
+	ctx->ctl = dp_ctl_start(&env);
+	if (!ctx->ctl)
+		die("%s", "cannot open the control socket (see above)");
+}
+
 static void
 setup(struct dp_ctx *ctx)
 {
@@ -337,22 +457,16 @@ setup(struct dp_ctx *ctx)
 	    dp_policy_file_load(ctx->db, ctx->cfg.policy, err, sizeof(err)))
 		die("%s", err);
 	setup_lcores(ctx);
-	ctx->ledger = dp_ledger_start(ctx, &jend);
-	if (!ctx->ledger)
-		die("%s", "cannot start the ledger worker");
+	start_ledger(ctx, &jend);
 	/* --policy changed the recovered policy: journal it like a change. */
 	if (ctx->cfg.policy[0] &&
 	    dp_ledger_journal_policy(ctx->ledger, ctx->db, 0,
 				     dp_clock_now_s(&ctx->clock), NULL))
 		die("%s", "cannot journal the policy of --policy");
-	if (dp_risk_start(ctx))
-		die("%s", "cannot start the risk worker (see above)");
+	start_risk(ctx);
 	/* After recovery and the ledger: it follows ctx->durable_seq. */
-	if (dp_export_start(ctx))
-		die("%s", "cannot start the export to NATS (see above)");
-	ctx->ctl = dp_ctl_start(ctx);
-	if (!ctx->ctl)
-		die("%s", "cannot open the control socket (see above)");
+	start_export(ctx);
+	start_ctl(ctx);
 	if (dp_telemetry_register(ctx))
 		RTE_LOG(WARNING, USER1, "telemetry commands not registered\n");
 }

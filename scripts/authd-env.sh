@@ -60,10 +60,10 @@ env_runtime_dir() {
 env_init() {
 	local build=$1
 	ENV_TAG=${2:-env}$$
-	ENV_AUTHD=$build/dataplane/authd
-	ENV_AUTHGEN=$build/perf/authgen
-	ENV_AUTHDB=$build/limits/authdb
-	ENV_AUTHCTL=$build/dataplane/authctl
+	ENV_AUTHD=$build/bin/authd
+	ENV_AUTHGEN=$build/bin/authgen
+	ENV_AUTHDB=$build/bin/authdb
+	ENV_AUTHCTL=$build/bin/authctl
 	for p in "$ENV_AUTHD" "$ENV_AUTHGEN" "$ENV_AUTHDB"; do
 		[ -x "$p" ] || env_die "$p is missing: build first"
 	done

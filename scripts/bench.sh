@@ -201,7 +201,7 @@ if [ "$SKIP_REDIS" = 0 ]; then
 			die "$c not found: install it (scripts/deps.sh) or give --skip-redis"
 	done
 fi
-[ -x "$BUILD_DIR/dataplane/authctl" ] || die "$BUILD_DIR/dataplane/authctl is missing: build first (make release)"
+[ -x "$BUILD_DIR/bin/authctl" ] || die "$BUILD_DIR/bin/authctl is missing: build first (make release)"
 
 # ---- environment -------------------------------------------------------------
 
@@ -1192,7 +1192,7 @@ fi
 MICRO=()
 if [ "$SKIP_MICRO" = 0 ]; then
 	for b in bench_dpdk bench_engine; do
-		exe=$BUILD_DIR/perf/$b
+		exe=$BUILD_DIR/bin/$b
 		if [ ! -x "$exe" ]; then
 			say "== $b: not built (Google Benchmark missing?): skipped"
 			continue

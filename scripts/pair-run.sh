@@ -47,9 +47,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build/release}
 BASE=${BASE:-$ROOT/build/bench/base-10000000-1.snap}
 USERS=${USERS:-10000000}
-AUTHD=${AUTHD_BIN:-$BUILD/dataplane/authd}
-AUTHGEN=$BUILD/perf/authgen
-AUTHCTL=$BUILD/dataplane/authctl
+AUTHD=${AUTHD_BIN:-$BUILD/bin/authd}
+AUTHGEN=$BUILD/bin/authgen
+AUTHCTL=$BUILD/bin/authctl
 for f in "$AUTHD" "$AUTHGEN" "$AUTHCTL"; do
 	[ -x "$f" ] || { echo "pair-run.sh: $f: not built (make release)" >&2; exit 1; }
 done

@@ -94,8 +94,8 @@ for p in $pipelines; do
 		die "--pipelines: '$p' is not P or PxC (e.g. 16x4)"
 done
 
-peer="$build/perf/perf_redis_peer"
-loader="$build/perf/perf_load_users"
+peer="$build/bin/perf_redis_peer"
+loader="$build/bin/perf_load_users"
 lua="$repo/perf/redis/check_reserve.lua"
 for b in "$peer" "$loader"; do
 	[ -x "$b" ] || die "$b not found: run 'make release' or give --build DIR"

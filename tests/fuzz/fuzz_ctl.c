@@ -29,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../dataplane/ctl_proto.h"
-#include "../../dataplane/risk.h"
+#include "ctl_proto.h"
+#include "risk.h"
 
 #define FUZZ_CHECK(cond)                                                       \
 	do {                                                                   \

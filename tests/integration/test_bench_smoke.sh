@@ -19,8 +19,8 @@ for c in redis-server redis-cli gnuplot python3; do
 		exit 77
 	fi
 done
-for p in dataplane/authd dataplane/authctl perf/authgen limits/authdb \
-	perf/perf_redis_peer perf/perf_load_users; do
+for p in bin/authd bin/authctl bin/authgen bin/authdb \
+	bin/perf_redis_peer bin/perf_load_users; do
 	if [ ! -x "$BUILD/$p" ]; then
 		echo "SKIP: $BUILD/$p not built"
 		exit 77

@@ -29,10 +29,10 @@ BUILD=${1:?usage: test_journal_damage.sh BUILD_DIR}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../../scripts/authd-env.sh
 . "$REPO/scripts/authd-env.sh"
-[ -x "$BUILD/perf/authgen" ] || { echo "SKIP: no authgen"; exit 77; }
+[ -x "$BUILD/bin/authgen" ] || { echo "SKIP: no authgen"; exit 77; }
 ENV_QUIET=1
 env_init "$BUILD" jdmg
-AUTHJOURNAL=$BUILD/dataplane/authjournal
+AUTHJOURNAL=$BUILD/bin/authjournal
 T0=1764057600
 J=$ENV_DIR/journal
 PRISTINE=$ENV_DIR/pristine

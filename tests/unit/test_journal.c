@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "../../dataplane/journal.c"
+#include "../../dataplane/ledger/journal.c"
 
 #define REC DP_JOURNAL_REC_LEN
 #define HDR DP_JOURNAL_HDR_LEN

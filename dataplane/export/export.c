@@ -7,13 +7,11 @@
  * that follows the journal's segment files, and <journal>/export.pos.
  *
  * Source. The worker reads the segment files, never the ledger's rings:
- * only records up to ctx->durable_seq (acquire) are read, so nothing that
- * a crash could still take back ever leaves the host, and the ledger and
- * the lcores never wait for the export. It follows the files itself
- * (dp_journal_read_hdr for each segment header, dp_journal_check for each
- * record, the chain of segments by name and prev_check) instead of calling
- * dp_journal_scan() each time, which re-reads the whole segment holding
- * the start: a 256 MiB read per poll.
+ * only records up to *durable_seq (acquire) are read, so nothing that a
+ * crash could still take back ever leaves the host, and the ledger and the
+ * lcores never wait for the export. It follows the files with the ledger's
+ * tail reader (dp_journal_tail_*, ledger/journal_tail.c), which checks
+ * every header, record and the chain of segments as it goes.
  *
  * Order and delivery. A resync reads the stream's last message: its
  * Nats-Msg-Id (journal seq M) and its stream sequence L; publishing goes
@@ -60,7 +58,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <jansson.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
@@ -70,12 +67,10 @@
 #include <nats/nats.h>
 #endif
 
-#include "dp.h"
 #include "export.h"
 #include "journal.h"
 
 #define EXPORT_INFLIGHT 256u          /* publishes without an ack at most */
-#define EXPORT_READ_BATCH 256u        /* records per pread */
 #define EXPORT_POS_EVERY 1024u        /* save export.pos after this many acks */
 #define EXPORT_POS_MS 1000u           /* ... or this long after an ack */
 #define EXPORT_ACK_WAIT_MS 2000       /* a publish without an ack fails then */
@@ -279,22 +274,6 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Following the journal files, from one seq on (no DPDK, no locks). */
-struct follow {
-	const char *dir;
-	int fd;                     /* the segment being read; -1 none */
-	char path[PATH_MAX];
-	uint64_t journal_id;
-	uint64_t first_seq;         /* the segment's */
-	uint64_t segment_no;
-	uint64_t next;              /* next seq to hand out */
-	uint32_t last_check;        /* check of record next - 1 (chain) */
-	uint32_t prev_check;        /* the segment header's */
-	bool have_last;
-	unsigned head, n;           /* buffered records */
-	struct lim_effect buf[EXPORT_READ_BATCH];
-};
-
 enum slot_state { SLOT_FREE = 0, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
 
 struct slot {
@@ -304,11 +283,10 @@ struct slot {
 };
 
 struct dp_export {
-	struct dp_ctx *ctx;
-	const struct dp_config *cfg;
+	struct dp_export_conf conf; /* a copy; its pointers outlive us */
 	pthread_t tid;
 	int stop;                   /* atomic */
-	struct follow f;
+	struct dp_journal_tail *tail; /* follows the journal's files */
 	natsOptions *opts;
 	natsConnection *nc;
 	jsCtx *js;
@@ -348,7 +326,7 @@ stopping(const struct dp_export *x)
 static uint64_t
 durable(const struct dp_export *x)
 {
-	return __atomic_load_n(&x->ctx->durable_seq, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(x->conf.durable_seq, __ATOMIC_ACQUIRE);
 }
 
 static void
@@ -390,204 +368,6 @@ nats_why(natsStatus s)
 	const char *t = nats_GetLastError(NULL);
 
 	return t && *t ? t : natsStatus_GetText(s);
-}
-
-/* ---- the journal files --------------------------------------------------- */
-
-/* A segment's name (seg-<20 digits>.jnl): 1 with its first seq, else 0. */
-static int
-seg_first(const char *name, uint64_t *first)
-{
-	if (strlen(name) != 28 || strncmp(name, "seg-", 4) ||
-	    strcmp(name + 24, ".jnl"))
-		return 0;
-	for (unsigned i = 4; i < 24; i++)
-		if (name[i] < '0' || name[i] > '9')
-			return 0;
-	*first = strtoull(name + 4, NULL, 10);
-	return 1;
-}
-
-static void
-follow_close(struct follow *f)
-{
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-	f->head = f->n = 0;
-}
-
-static int
-follow_open_seg(struct follow *f, const char *path, char *why, size_t n)
-{
-	struct dp_journal_hdr h;
-	struct dp_journal_err je;
-	int fd;
-
-	if (dp_journal_read_hdr(path, &h, &je)) {
-		snprintf(why, n, "journal: %s", je.why);
-		return -EBADMSG;
-	}
-	if (f->journal_id && h.journal_id != f->journal_id) {
-		snprintf(why, n, "journal: %s: journal id %016" PRIx64 ", the "
-			 "journal's is %016" PRIx64, path, h.journal_id,
-			 f->journal_id);
-		return -EBADMSG;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, n, "journal: %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	follow_close(f);
-	f->fd = fd;
-	snprintf(f->path, sizeof(f->path), "%s", path);
-	f->journal_id = h.journal_id;
-	f->first_seq = h.first_seq;
-	f->segment_no = h.segment_no;
-	f->prev_check = h.prev_check;
-	return 0;
-}
-
-/* The segment holding @p seq: the highest first seq <= seq. */
-static int
-follow_seek(struct follow *f, uint64_t seq, char *why, size_t n)
-{
-	uint64_t best = 0, first;
-	char name[64], path[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(f->dir);
-
-	if (!d) {
-		snprintf(why, n, "journal: %s: %s", f->dir, strerror(errno));
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (seg_first(de->d_name, &first) && first <= seq && first > best)
-			best = first;
-	closedir(d);
-	if (!best) {
-		snprintf(why, n, "journal: %s holds no segment with seq %" PRIu64,
-			 f->dir, seq);
-		return -ENOENT;
-	}
-	snprintf(name, sizeof(name), "seg-%020" PRIu64 ".jnl", best);
-	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-	f->journal_id = 0;
-	if (follow_open_seg(f, path, why, n))
-		return -EBADMSG;
-	f->next = seq;
-	f->have_last = false;
-	return 0;
-}
-
-/* The next segment, named by its first seq; chained to the one read. */
-static int
-follow_next_seg(struct follow *f, char *why, size_t n)
-{
-	char path[PATH_MAX];
-	uint64_t no = f->segment_no;
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/seg-%020" PRIu64 ".jnl", f->dir, f->next);
-	if (access(path, R_OK)) {
-		snprintf(why, n, "journal: seq %" PRIu64 " is durable but "
-			 "segment seg-%020" PRIu64 ".jnl, which must hold it, "
-			 "is missing", f->next, f->next);
-		return -ENOENT;
-	}
-	rc = follow_open_seg(f, path, why, n);
-	if (rc)
-		return rc;
-	if (f->segment_no != no + 1 || f->first_seq != f->next ||
-	    (f->have_last && f->prev_check != f->last_check)) {
-		snprintf(why, n, "journal: %s does not follow segment %" PRIu64,
-			 path, no);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-static int
-follow_verify(struct follow *f, const struct lim_effect *r, uint64_t off,
-	      char *why, size_t n)
-{
-	if (r->seq != f->next || r->kind == 0 || r->kind >= LIM_EFF_KINDS ||
-	    dp_journal_check(r, f->journal_id) != r->check) {
-		snprintf(why, n, "journal: %s:%" PRIu64 ": record does not verify "
-			 "(seq %" PRIu64 " expected, kind %u)", f->path, off,
-			 f->next, r->kind);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-/* Fill the buffer with records next .. upto (at most a batch). */
-static int
-follow_fill(struct follow *f, uint64_t upto, char *why, size_t n)
-{
-	uint64_t want = upto - f->next + 1, off;
-	ssize_t k;
-	int rc;
-
-	if (want > EXPORT_READ_BATCH)
-		want = EXPORT_READ_BATCH;
-	for (unsigned tries = 0;; tries++) {
-		off = DP_JOURNAL_HDR_LEN + (f->next - f->first_seq) * DP_JOURNAL_REC_LEN;
-		k = pread(f->fd, f->buf, want * DP_JOURNAL_REC_LEN, (off_t)off);
-		if (k < 0) {
-			snprintf(why, n, "journal: %s: read: %s", f->path,
-				 strerror(errno));
-			return -errno;
-		}
-		if (k >= (ssize_t)DP_JOURNAL_REC_LEN)
-			break;
-		if (tries) {
-			snprintf(why, n, "journal: seq %" PRIu64 " is durable but "
-				 "%s ends before it", f->next, f->path);
-			return -EBADMSG;
-		}
-		/* this segment ends before next: the next segment holds it */
-		if ((rc = follow_next_seg(f, why, n)) != 0)
-			return rc;
-	}
-	f->head = 0;
-	f->n = (unsigned)((uint64_t)k / DP_JOURNAL_REC_LEN);
-	return 0;
-}
-
-/*
- * The record of seq f->next if it is <= upto (durable): 1 with *out set,
- * 0 when none is durable yet, a negative errno with @p why.
- */
-static int
-follow_get(struct follow *f, uint64_t upto, const struct lim_effect **out,
-	   char *why, size_t n)
-{
-	const struct lim_effect *r;
-	uint64_t off;
-	int rc;
-
-	if (f->next > upto)
-		return 0;
-	if (!f->n && (rc = follow_fill(f, upto, why, n)) != 0)
-		return rc;
-	r = &f->buf[f->head];
-	off = DP_JOURNAL_HDR_LEN + (f->next - f->first_seq) * DP_JOURNAL_REC_LEN;
-	if (follow_verify(f, r, off, why, n))
-		return -EBADMSG;
-	*out = r;
-	return 1;
-}
-
-static void
-follow_advance(struct follow *f)
-{
-	f->last_check = f->buf[f->head].check;
-	f->have_last = true;
-	f->head++;
-	f->n--;
-	f->next++;
 }
 
 /* ---- NATS callbacks (the client's threads) ------------------------------ */
@@ -706,10 +486,10 @@ stream_ensure(struct dp_export *x, uint64_t *last_sseq)
 	natsStatus s;
 	bool ours = false;
 
-	s = js_GetStreamInfo(&si, x->js, x->cfg->export_stream, NULL, &ec);
+	s = js_GetStreamInfo(&si, x->js, x->conf.stream, NULL, &ec);
 	if (s == NATS_NOT_FOUND || ec == JSStreamNotFoundErr) {
 		jsStreamConfig_Init(&sc);
-		sc.Name = x->cfg->export_stream;
+		sc.Name = x->conf.stream;
 		sc.Description = "authd journal records (docs/export.md)";
 		sc.Subjects = subjects;
 		sc.SubjectsLen = 1;
@@ -720,10 +500,10 @@ stream_ensure(struct dp_export *x, uint64_t *last_sseq)
 		if (s == NATS_OK)
 			RTE_LOG(NOTICE, USER1, "export: created stream %s (%s, "
 				"file storage, dedupe window %u s)\n",
-				x->cfg->export_stream, x->filter, DP_EXPORT_DEDUPE_S);
+				x->conf.stream, x->filter, DP_EXPORT_DEDUPE_S);
 	}
 	if (s != NATS_OK) {
-		oops(x, "stream %s: %s (code %d)", x->cfg->export_stream,
+		oops(x, "stream %s: %s (code %d)", x->conf.stream,
 		     nats_why(s), (int)ec);
 		return -EIO;
 	}
@@ -734,7 +514,7 @@ stream_ensure(struct dp_export *x, uint64_t *last_sseq)
 	if (!ours) {
 		oops(x, "stream %s does not take subjects %s: another stream of "
 		     "that name exists (use --export-stream)",
-		     x->cfg->export_stream, x->filter);
+		     x->conf.stream, x->filter);
 		return -EPROTO;
 	}
 	return 0;
@@ -750,23 +530,23 @@ stream_msg_seq(struct dp_export *x, uint64_t sseq, uint64_t *jseq)
 	natsStatus s;
 	int rc = 0;
 
-	s = js_GetMsg(&m, x->js, x->cfg->export_stream, sseq, NULL, &ec);
+	s = js_GetMsg(&m, x->js, x->conf.stream, sseq, NULL, &ec);
 	if (s != NATS_OK) {
 		oops(x, "stream %s: get message %" PRIu64 ": %s (code %d)",
-		     x->cfg->export_stream, sseq, nats_why(s), (int)ec);
+		     x->conf.stream, sseq, nats_why(s), (int)ec);
 		return -EIO;
 	}
 	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) != NATS_OK ||
 	    natsMsgHeader_Get(m, DP_EXPORT_HDR_JOURNAL, &jid) != NATS_OK ||
 	    !id || !jid || !(*jseq = strtoull(id, NULL, 10))) {
 		oops(x, "stream %s: message %" PRIu64 " is not an authd journal "
-		     "record (no %s / %s header)", x->cfg->export_stream, sseq,
+		     "record (no %s / %s header)", x->conf.stream, sseq,
 		     DP_EXPORT_HDR_MSG_ID, DP_EXPORT_HDR_JOURNAL);
 		rc = -EPROTO;
 	} else if (strcmp(jid, x->jid_hex)) {
 		oops(x, "stream %s holds journal %s, this engine writes journal "
 		     "%s: give every journal its own stream (--export-stream)",
-		     x->cfg->export_stream, jid, x->jid_hex);
+		     x->conf.stream, jid, x->jid_hex);
 		rc = -EPROTO;
 	}
 	natsMsg_Destroy(m);
@@ -778,19 +558,19 @@ stream_msg_seq(struct dp_export *x, uint64_t sseq, uint64_t *jseq)
 static void
 pos_save(struct dp_export *x, bool force)
 {
-	struct dp_export_pos p = {.journal_id = x->f.journal_id,
+	struct dp_export_pos p = {.journal_id = dp_journal_tail_id(x->tail),
 				  .acked_seq = x->acked,
 				  .stream_seq = x->acked_sseq};
 	uint64_t now = mono_ms();
 	char err[PATH_MAX + 64];
 
-	if (x->acked == x->saved || !x->f.journal_id)
+	if (x->acked == x->saved || !dp_journal_tail_id(x->tail))
 		return;
 	if (!force && x->acked - x->saved < EXPORT_POS_EVERY &&
 	    now - x->saved_ms < EXPORT_POS_MS)
 		return;
-	snprintf(p.stream, sizeof(p.stream), "%s", x->cfg->export_stream);
-	if (dp_export_pos_save(x->cfg->journal_dir, &p, err, sizeof(err))) {
+	snprintf(p.stream, sizeof(p.stream), "%s", x->conf.stream);
+	if (dp_export_pos_save(x->conf.journal_dir, &p, err, sizeof(err))) {
 		oops(x, "%s", err);
 	} else {
 		x->saved = x->acked;
@@ -805,22 +585,19 @@ pos_save(struct dp_export *x, bool force)
 static int
 journal_first(struct dp_export *x, uint64_t *first, char *why, size_t n)
 {
-	int rc = follow_seek(&x->f, UINT64_MAX, why, n); /* any segment: the id */
-	uint64_t lo = UINT64_MAX, v;
-	struct dirent *de;
-	DIR *d;
+	/* any segment gives the id: the newest */
+	int rc = dp_journal_tail_seek(x->tail, UINT64_MAX, why, n);
 
 	if (rc)
 		return rc;
-	d = opendir(x->cfg->journal_dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) != NULL)
-		if (seg_first(de->d_name, &v) && v < lo)
-			lo = v;
-	closedir(d);
-	*first = lo;
-	snprintf(x->jid_hex, sizeof(x->jid_hex), "%016" PRIx64, x->f.journal_id);
+	rc = dp_journal_first_seqs(x->conf.journal_dir, first, NULL, 0);
+	if (rc) {
+		snprintf(why, n, "journal: %s: %s", x->conf.journal_dir,
+			 strerror(-rc));
+		return rc;
+	}
+	snprintf(x->jid_hex, sizeof(x->jid_hex), "%016" PRIx64,
+		 dp_journal_tail_id(x->tail));
 	return 0;
 }
 
@@ -839,14 +616,14 @@ resync_check(struct dp_export *x, uint64_t jseq, uint64_t first)
 	if (jseq > durable(x)) {
 		oops(x, "stream %s holds seq %" PRIu64 ", past this journal's "
 		     "durable end %" PRIu64 ": the journal lost records or the "
-		     "stream belongs to another journal", x->cfg->export_stream,
+		     "stream belongs to another journal", x->conf.stream,
 		     jseq, durable(x));
 		return -EPROTO;
 	}
 	if (jseq + 1 < first) {
 		oops(x, "stream %s ends at seq %" PRIu64 " but the journal starts "
 		     "at %" PRIu64 ": exporting would leave a gap",
-		     x->cfg->export_stream, jseq, first);
+		     x->conf.stream, jseq, first);
 		return -EPROTO;
 	}
 	if (jseq < x->saved)
@@ -854,7 +631,7 @@ resync_check(struct dp_export *x, uint64_t jseq, uint64_t first)
 			" but seq %" PRIu64 " was acknowledged (export.pos): the "
 			"stream lost messages (purged or recreated?); publishing "
 			"the journal again from seq %" PRIu64 "\n",
-			x->cfg->export_stream, jseq, x->saved, jseq + 1);
+			x->conf.stream, jseq, x->saved, jseq + 1);
 	return 0;
 }
 
@@ -880,11 +657,10 @@ resync(struct dp_export *x)
 		jseq = first - 1;
 	if ((rc = resync_check(x, jseq, first)) != 0)
 		return rc;
-	if ((rc = follow_seek(&x->f, jseq + 1, why, sizeof(why))) != 0) {
+	if ((rc = dp_journal_tail_seek(x->tail, jseq + 1, why, sizeof(why))) != 0) {
 		oops(x, "%s", why);
 		return rc;
 	}
-	x->f.next = jseq + 1;
 	x->base_jseq = jseq;
 	x->base_sseq = lsseq;
 	x->next = jseq + 1;
@@ -896,7 +672,7 @@ resync(struct dp_export *x)
 	x->synced = true;
 	RTE_LOG(NOTICE, USER1, "export: stream %s ends at seq %" PRIu64
 		" (stream sequence %" PRIu64 "); export.pos says %" PRIu64
-		"; publishing from seq %" PRIu64 "\n", x->cfg->export_stream,
+		"; publishing from seq %" PRIu64 "\n", x->conf.stream,
 		jseq, lsseq, x->saved, jseq + 1);
 	return 0;
 }
@@ -986,7 +762,7 @@ pump(struct dp_export *x, uint64_t upto)
 	while (x->next <= upto && x->next - x->acked <= EXPORT_INFLIGHT &&
 	       k < EXPORT_INFLIGHT) {
 		const struct lim_effect *r = NULL;
-		int rc = follow_get(&x->f, upto, &r, why, sizeof(why));
+		int rc = dp_journal_tail_get(x->tail, upto, &r, why, sizeof(why));
 
 		if (rc < 0) {
 			/* settle what is in flight, then resync, not at once */
@@ -1001,7 +777,7 @@ pump(struct dp_export *x, uint64_t upto)
 			break;
 		if (publish(x, r))
 			break;
-		follow_advance(&x->f);
+		dp_journal_tail_advance(x->tail);
 		x->next++;
 		k++;
 	}
@@ -1178,7 +954,6 @@ export_main(void *arg)
 	stats_refresh(x);
 	drop_pending(x);
 	nats_drop(x);
-	follow_close(&x->f);
 	set_state(x, DP_EXPORT_STOPPED);
 	return NULL;
 }
@@ -1202,7 +977,7 @@ opts_init(struct dp_export *x)
 	natsStatus s = natsOptions_Create(&o);
 
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, x->cfg->export_url);
+		s = natsOptions_SetURL(o, x->conf.url);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "authd-export");
 	if (s == NATS_OK)
@@ -1231,6 +1006,7 @@ export_free(struct dp_export *x)
 	if (!x)
 		return;
 	natsOptions_Destroy(x->opts);
+	dp_journal_tail_close(x->tail);
 	pthread_mutex_destroy(&x->mu);
 	free(x);
 }
@@ -1241,7 +1017,7 @@ pos_start(struct dp_export *x)
 {
 	struct dp_export_pos p;
 	char err[PATH_MAX + 64];
-	int rc = dp_export_pos_load(x->cfg->journal_dir, &p, err, sizeof(err));
+	int rc = dp_export_pos_load(x->conf.journal_dir, &p, err, sizeof(err));
 
 	if (rc == -ENOENT)
 		return;
@@ -1260,25 +1036,28 @@ pos_start(struct dp_export *x)
 }
 
 int
-dp_export_start(struct dp_ctx *ctx)
+dp_export_start(const struct dp_export_conf *c, struct dp_export **out)
 {
 	struct dp_export *x;
 
-	if (!ctx->cfg.export_url[0])
+	*out = NULL;
+	if (!c->url || !c->url[0])
 		return 0;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	x->ctx = ctx;
-	x->cfg = &ctx->cfg;
-	x->f.dir = ctx->cfg.journal_dir;
-	x->f.fd = -1;
+	x->conf = *c;
 	pthread_mutex_init(&x->mu, NULL);
-	url_shown(x->url_shown, sizeof(x->url_shown), ctx->cfg.export_url);
-	snprintf(x->filter, sizeof(x->filter), "%s.>", ctx->cfg.export_subject);
+	x->tail = dp_journal_tail_open(c->journal_dir);
+	if (!x->tail) {
+		export_free(x);
+		return -ENOMEM;
+	}
+	url_shown(x->url_shown, sizeof(x->url_shown), c->url);
+	snprintf(x->filter, sizeof(x->filter), "%s.>", c->subject);
 	for (unsigned k = 1; k < LIM_EFF_KINDS; k++)
 		if (dp_export_subject(x->subjects[k], sizeof(x->subjects[k]),
-				      ctx->cfg.export_subject, k)) {
+				      c->subject, k)) {
 			export_free(x);
 			return -EINVAL;
 		}
@@ -1293,9 +1072,9 @@ dp_export_start(struct dp_ctx *ctx)
 		export_free(x);
 		return -EAGAIN;
 	}
-	ctx->export = x;
+	*out = x;
 	RTE_LOG(NOTICE, USER1, "export: journal records to %s, stream %s, "
-		"subjects %s\n", x->url_shown, ctx->cfg.export_stream, x->filter);
+		"subjects %s\n", x->url_shown, c->stream, x->filter);
 	return 0;
 }
 
@@ -1349,9 +1128,10 @@ struct dp_export {
 };
 
 int
-dp_export_start(struct dp_ctx *ctx)
+dp_export_start(const struct dp_export_conf *c, struct dp_export **out)
 {
-	if (!ctx->cfg.export_url[0])
+	*out = NULL;
+	if (!c->url || !c->url[0])
 		return 0;
 	RTE_LOG(ERR, USER1, "export: --export needs NATS, and this authd was "
 		"built without libnats (install libnats-dev: scripts/deps.sh, "
@@ -1379,13 +1159,13 @@ json_t *
 dp_export_json(const struct dp_export *x)
 {
 	struct dp_export_stats st;
-	const struct dp_config *c = NULL;
+	const struct dp_export_conf *c = NULL;
 
 	dp_export_stats_get(x, &st);
 	if (!x)
 		return json_pack("{s:s}", "state", dp_export_state_name(st.state));
 #ifdef AUTHD_HAVE_NATS
-	c = x->cfg;
+	c = &x->conf;
 #endif
 	return json_pack(
 		"{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
@@ -1395,8 +1175,8 @@ dp_export_json(const struct dp_export *x)
 #else
 		"",
 #endif
-		"stream", c ? c->export_stream : "", "subject",
-		c ? c->export_subject : "", "published", (json_int_t)st.published,
+		"stream", c ? c->stream : "", "subject",
+		c ? c->subject : "", "published", (json_int_t)st.published,
 		"acked", (json_int_t)st.acked, "duplicates",
 		(json_int_t)st.duplicates, "errors", (json_int_t)st.errors,
 		"resyncs", (json_int_t)st.resyncs, "acked_seq",

@@ -1,59 +1,22 @@
 /*
- * ctl_proto.h - the control protocol between authctl and authd, shared by
- * both sides (dataplane/authctl.c, dataplane/ctl.c) and by the policy file
- * loader (dataplane/policy_file.c).
- *
- * Design note. The command table and every value parser live here, once, so
- * that authctl can fail fast with exactly the message the daemon would give,
- * and the daemon, which is the authority, validates every request again with
- * the same code. Values travel as the text the operator typed ("5000.50",
- * "2026-11-25T08:00:00Z", "7d"); only the daemon turns them into state.
- *
- * Wire format: a unix stream socket, one connection per request. The client
- * sends one JSON object on one line, the daemon answers one JSON object on
- * one line and closes:
- *
- *   {"v":1,"cmd":"user set","args":["42"],"opts":{"limit":"5000","soft-cap":true}}
- *   {"ok":true,...}            or    {"ok":false,"error":"precise message"}
- *
- * "args" are the positional arguments (strings), "opts" the options without
- * their dashes: a string value, or true for a flag. Numbers may also be sent
- * as JSON integers. Money in answers is integer fen in fields ending in _fen;
- * times are unix seconds in fields ending in _s.
- *
- * Everything here is static inline and pure: no allocation, no I/O (authctl
- * links neither DPDK nor the limits library; it only needs lim.h's structs
- * and bounds). ctl_req_decode() reads a parsed jansson request (jansson
- * allocates while parsing; the decoder itself does not), so the daemon's
- * whole validation is one function that tests/fuzz/fuzz_ctl.c can call.
+ * proto.c - the control protocol's value parsers, policy keys, command
+ * table and request decoder (ctl_proto.h says what each is for). Shared by
+ * authd (ctl/), authctl and the policy file loader.
  */
-#ifndef CTL_PROTO_H
-#define CTL_PROTO_H
-
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "../limits/lim.h"
+#include "ctl_proto.h"
 
-#define CTL_PROTO_VERSION 1
-#define CTL_REQUEST_MAX 65536       /* bytes of one request line */
-#define CTL_IO_TIMEOUT_MS 2000      /* a client must send or read within this */
-#define CTL_ARGS_MAX 64             /* positional arguments (policy set) */
-#define CTL_OPTS_MAX 16             /* options of one command */
-#define CTL_SOCK_NAME "authd.sock"  /* in the EAL runtime directory */
-#define CTL_RUNTIME_DIR "/var/run/dpdk" /* EAL's, for root; see authctl -f */
-
-/* ------------------------------------------------------------------------ */
-/* Value parsers. Each returns 0 or -EINVAL with "why" in err (the caller     */
-/* prefixes the option and the value).                                        */
-
-static inline int
+int
 ctl_fail(char *err, size_t n, const char *why)
 {
 	if (err && n)
@@ -61,8 +24,7 @@ ctl_fail(char *err, size_t n, const char *why)
 	return -EINVAL;
 }
 
-/** Strict unsigned decimal: digits only, no sign, no blanks, <= max. */
-static inline int
+int
 ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -82,11 +44,7 @@ ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/**
- * Money, exactly: yuan with up to 2 decimals ("5000", "5000.5", "5000.50")
- * or fen with a "fen" suffix ("500050fen"); 0 ..= LIM_MONEY_MAX fen.
- */
-static inline int
+int
 ctl_parse_money(const char *s, int64_t *out, char *err, size_t n)
 {
 	const int64_t max_yuan = LIM_MONEY_MAX / 100;
@@ -137,8 +95,7 @@ ctl_parse_money(const char *s, int64_t *out, char *err, size_t n)
 	return 0;
 }
 
-/** "-12.34" for -1234 fen: yuan with exactly two decimals. */
-static inline const char *
+const char *
 ctl_fmt_money(int64_t fen, char *buf, size_t n)
 {
 	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
@@ -148,8 +105,7 @@ ctl_fmt_money(int64_t fen, char *buf, size_t n)
 	return buf;
 }
 
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-static inline int64_t
+int64_t
 ctl_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
@@ -161,7 +117,7 @@ ctl_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-static inline unsigned
+unsigned
 ctl_month_days(unsigned y, unsigned m)
 {
 	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30,
@@ -171,8 +127,7 @@ ctl_month_days(unsigned y, unsigned m)
 	return m == 2 && leap ? 29 : days[m - 1];
 }
 
-/* Exactly @p w digits at *p, advanced past them. */
-static inline bool
+bool
 ctl_digits(const char **p, unsigned w, unsigned *out)
 {
 	unsigned v = 0;
@@ -189,11 +144,7 @@ ctl_digits(const char **p, unsigned w, unsigned *out)
 	return true;
 }
 
-/**
- * A point in time: unix seconds ("1764057600") or ISO 8601 in UTC
- * ("2026-11-25", "2026-11-25T08:00Z", "2026-11-25T08:00:00Z", "...+00:00").
- */
-static inline int
+int
 ctl_parse_time(const char *s, uint32_t *out, char *err, size_t n)
 {
 	const char *why = "expected unix seconds or ISO 8601 UTC such as 2026-11-25T08:00:00Z";
@@ -230,8 +181,7 @@ ctl_parse_time(const char *s, uint32_t *out, char *err, size_t n)
 	return 0;
 }
 
-/** "2026-11-25T08:00:00Z". */
-static inline const char *
+const char *
 ctl_fmt_time(uint32_t t, char *buf, size_t n)
 {
 	int64_t z = t / 86400 + 719468, era = z / 146097;
@@ -248,8 +198,7 @@ ctl_fmt_time(uint32_t t, char *buf, size_t n)
 	return buf;
 }
 
-/** A duration: "7d", "12h", "30m", "45s", "1d12h", or plain seconds. */
-static inline int
+int
 ctl_parse_duration(const char *s, uint32_t *out, char *err, size_t n)
 {
 	const char *why = "expected a duration such as 7d, 12h, 30m, 45s or 1d12h";
@@ -287,8 +236,7 @@ ctl_parse_duration(const char *s, uint32_t *out, char *err, size_t n)
 	return 0;
 }
 
-/** "7d", "1d12h", "90s", "0s": the largest units that divide exactly. */
-static inline const char *
+const char *
 ctl_fmt_duration(uint32_t s, char *buf, size_t n)
 {
 	static const struct { uint32_t sec; char unit; } u[] = {
@@ -309,8 +257,7 @@ ctl_fmt_duration(uint32_t s, char *buf, size_t n)
 	return buf;
 }
 
-/** A UTC offset: "+08:00", "-05:30", "+0800", "+8", "Z", "UTC"; within +-14:00. */
-static inline int
+int
 ctl_parse_tz(const char *s, int32_t *out, char *err, size_t n)
 {
 	const char *why = "expected a UTC offset such as +08:00, -05:30 or Z";
@@ -344,7 +291,7 @@ ctl_parse_tz(const char *s, int32_t *out, char *err, size_t n)
 	return 0;
 }
 
-static inline const char *
+const char *
 ctl_fmt_tz(int32_t off, char *buf, size_t n)
 {
 	unsigned a = (unsigned)(off < 0 ? -off : off);
@@ -354,8 +301,7 @@ ctl_fmt_tz(int32_t off, char *buf, size_t n)
 	return buf;
 }
 
-/* Comma-separated words of @p names (bit i for names[i]) or "none". */
-static inline int
+int
 ctl_parse_set(const char *s, const char *const *names, const uint8_t *bits,
 	      unsigned count, uint8_t *out)
 {
@@ -388,7 +334,7 @@ ctl_parse_set(const char *s, const char *const *names, const uint8_t *bits,
 	return 0;
 }
 
-static inline void
+void
 ctl_fmt_set(uint8_t v, const char *const *names, const uint8_t *bits,
 	    unsigned count, char *buf, size_t n)
 {
@@ -403,16 +349,18 @@ ctl_fmt_set(uint8_t v, const char *const *names, const uint8_t *bits,
 		snprintf(buf, n, "none");
 }
 
-static const char *const ctl_product_names[] = {"pl", "inst", "cash"};
-static const uint8_t ctl_product_bits[] = {
+const char *const ctl_product_names[] = {"pl", "inst", "cash"};
+
+const uint8_t ctl_product_bits[] = {
 	1u << LIM_PRODUCT_PAYLATER, 1u << LIM_PRODUCT_INSTALLMENT,
 	1u << LIM_PRODUCT_CASH};
-static const char *const ctl_subsidy_names[] = {"3", "6", "12"};
-static const uint8_t ctl_subsidy_bits[] = {LIM_SUBSIDY_3, LIM_SUBSIDY_6,
+
+const char *const ctl_subsidy_names[] = {"3", "6", "12"};
+
+const uint8_t ctl_subsidy_bits[] = {LIM_SUBSIDY_3, LIM_SUBSIDY_6,
 					   LIM_SUBSIDY_12};
 
-/** Products "pl,inst,cash" (pay later, installment, cash loan) or "none". */
-static inline int
+int
 ctl_parse_products(const char *s, uint8_t *out, char *err, size_t n)
 {
 	if (ctl_parse_set(s, ctl_product_names, ctl_product_bits, 3, out))
@@ -420,15 +368,14 @@ ctl_parse_products(const char *s, uint8_t *out, char *err, size_t n)
 	return 0;
 }
 
-static inline const char *
+const char *
 ctl_fmt_products(uint8_t v, char *buf, size_t n)
 {
 	ctl_fmt_set(v, ctl_product_names, ctl_product_bits, 3, buf, n);
 	return buf;
 }
 
-/** Subsidised installment terms "3,6,12" or "none". */
-static inline int
+int
 ctl_parse_subsidy(const char *s, uint8_t *out, char *err, size_t n)
 {
 	if (ctl_parse_set(s, ctl_subsidy_names, ctl_subsidy_bits, 3, out))
@@ -436,14 +383,14 @@ ctl_parse_subsidy(const char *s, uint8_t *out, char *err, size_t n)
 	return 0;
 }
 
-static inline const char *
+const char *
 ctl_fmt_subsidy(uint8_t v, char *buf, size_t n)
 {
 	ctl_fmt_set(v, ctl_subsidy_names, ctl_subsidy_bits, 3, buf, n);
 	return buf;
 }
 
-static inline int
+int
 ctl_parse_bool(const char *s, bool *out, char *err, size_t n)
 {
 	if (s && (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") ||
@@ -457,34 +404,7 @@ ctl_parse_bool(const char *s, bool *out, char *err, size_t n)
 	return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Policy keys: one table for `policy show`, `policy set` and --policy FILE   */
-
-enum ctl_pkind {
-	CTL_P_MONEY,     /* int64_t fen */
-	CTL_P_DURATION,  /* uint32_t seconds */
-	CTL_P_TZ,        /* int32_t seconds east of UTC */
-	CTL_P_PCT,       /* uint8_t 0..100 */
-	CTL_P_BOOL,      /* uint8_t 0/1 */
-	CTL_P_SCORE,     /* uint16_t 0..1000 */
-	CTL_P_PRODUCTS,  /* uint8_t product bits */
-	CTL_P_TERMS,     /* uint8_t 0, 3, 6, 12 */
-	CTL_P_COUNT,     /* uint8_t 0..255 */
-};
-
-struct ctl_pkey {
-	const char *name;
-	enum ctl_pkind kind;
-	size_t off;       /* in struct lim_policy, or in struct lim_tier */
-	const char *help;
-};
-
-#define CTL_PK(name, kind, field, help)                                        \
-	{name, kind, offsetof(struct lim_policy, field), help}
-#define CTL_TK(name, kind, field, help)                                        \
-	{name, kind, offsetof(struct lim_tier, field), help}
-
-static const struct ctl_pkey ctl_policy_keys[] = {
+const struct ctl_pkey ctl_policy_keys[] = {
 	CTL_PK("ceiling", CTL_P_MONEY, ceiling_fen,
 	       "company-wide lending ceiling (amount)"),
 	CTL_PK("cap-chunk", CTL_P_MONEY, cap_chunk_fen,
@@ -513,7 +433,7 @@ static const struct ctl_pkey ctl_policy_keys[] = {
 	       "RISK_CASHOUT at or above this risk score (0..1000, 0 = off)"),
 };
 
-static const struct ctl_pkey ctl_tier_keys[] = {
+const struct ctl_pkey ctl_tier_keys[] = {
 	CTL_TK("products", CTL_P_PRODUCTS, products,
 	       "products the tier may use (pl,inst,cash or none)"),
 	CTL_TK("max-terms", CTL_P_TERMS, max_terms,
@@ -532,11 +452,7 @@ static const struct ctl_pkey ctl_tier_keys[] = {
 	       "LARGE_SPEND note at or above this amount (0 = off)"),
 };
 
-#define CTL_POLICY_KEYS (sizeof(ctl_policy_keys) / sizeof(ctl_policy_keys[0]))
-#define CTL_TIER_KEYS (sizeof(ctl_tier_keys) / sizeof(ctl_tier_keys[0]))
-
-/* Find "key" or "tier.N.key": the entry and the base it applies to. */
-static inline const struct ctl_pkey *
+const struct ctl_pkey *
 ctl_policy_key(struct lim_policy *p, const char *key, void **base)
 {
 	if (!strncmp(key, "tier.", 5)) {
@@ -565,8 +481,7 @@ ctl_policy_key(struct lim_policy *p, const char *key, void **base)
 	return NULL;
 }
 
-/* Parse @p v for key kind @p k into the field at @p f. */
-static inline int
+int
 ctl_pkey_parse(const struct ctl_pkey *k, void *f, const char *v, char *why,
 	       size_t wn)
 {
@@ -627,12 +542,7 @@ ctl_pkey_parse(const struct ctl_pkey *k, void *f, const char *v, char *why,
 	return ctl_fail(why, wn, "unknown key kind");
 }
 
-/**
- * Set policy key @p key (as in `policy set` and the policy file) from text.
- * 0, or -EINVAL with "key=value: why" in @p err. Only the field changes;
- * the caller checks the whole policy (lim_policy_check()).
- */
-static inline int
+int
 ctl_policy_set_kv(struct lim_policy *p, const char *key, const char *value,
 		  char *err, size_t n)
 {
@@ -651,8 +561,7 @@ ctl_policy_set_kv(struct lim_policy *p, const char *key, const char *value,
 	return 0;
 }
 
-/** "key=value" (as in `policy set`) onto @p p; see ctl_policy_set_kv(). */
-static inline int
+int
 ctl_policy_assign(struct lim_policy *p, const char *kv, char *err, size_t n)
 {
 	const char *eq = strchr(kv, '=');
@@ -672,8 +581,7 @@ ctl_policy_assign(struct lim_policy *p, const char *kv, char *err, size_t n)
 	return ctl_policy_set_kv(p, key, eq + 1, err, n);
 }
 
-/** The value of key @p k at @p base, as `policy set` accepts it. */
-static inline const char *
+const char *
 ctl_pkey_fmt(const struct ctl_pkey *k, const void *base, char *buf, size_t n)
 {
 	const char *f = (const char *)base + k->off;
@@ -707,67 +615,22 @@ ctl_pkey_fmt(const struct ctl_pkey *k, const void *base, char *buf, size_t n)
 	}
 }
 
-/* ------------------------------------------------------------------------ */
-/* Commands                                                                   */
+const struct ctl_opt ctl_arg_user = CTL_ID_USER;
 
-enum ctl_vkind {
-	CTL_V_FLAG,          /* no value */
-	CTL_V_UINT,          /* decimal in [min, max] */
-	CTL_V_MONEY,         /* ctl_parse_money */
-	CTL_V_MONEY_NONE,    /* amount or "none" */
-	CTL_V_MONEY_DEFAULT, /* amount or "default" */
-	CTL_V_TIME,          /* ctl_parse_time */
-	CTL_V_PRODUCTS,
-	CTL_V_SUBSIDY,
-	CTL_V_PATH,          /* absolute path (authctl makes it absolute) */
-	CTL_V_ASSIGN,        /* policy key=value */
-};
+const struct ctl_opt ctl_arg_merchant = CTL_ID_MERCHANT;
 
-struct ctl_opt {
-	const char *name;        /* without dashes */
-	enum ctl_vkind kind;
-	uint64_t min, max;       /* CTL_V_UINT */
-	const char *arg;         /* placeholder for help */
-	const char *help;
-};
+const struct ctl_opt ctl_arg_funder = CTL_ID_FUNDER;
 
-/* A parsed value. */
-struct ctl_val {
-	bool set;
-	bool special;            /* "none" / "default" */
-	uint64_t u;              /* CTL_V_UINT, CTL_V_TIME */
-	int64_t fen;             /* money kinds */
-	uint8_t bits;            /* products, subsidy */
-	const char *text;        /* the text as given */
-};
+const struct ctl_opt ctl_arg_gateway = CTL_ID_GATEWAY;
 
-#define CTL_CMD_CHANGES 0x01 /* changes state: logged with the peer's uid */
+const struct ctl_opt ctl_arg_path = {"FILE", CTL_V_PATH, 0, 0, "FILE", "file"};
 
-struct ctl_cmd {
-	const char *name;        /* "user set" */
-	const char *synopsis;    /* after the name */
-	unsigned flags;
-	unsigned args_min, args_max;
-	const struct ctl_opt *arg;   /* kind of every positional argument */
-	const struct ctl_opt *opts;  /* NULL-terminated by name */
-	const char *summary;
-};
+const struct ctl_opt ctl_arg_time = {"TIME", CTL_V_TIME, 0, 0, "TIME", "time"};
 
-#define CTL_ID_USER {"ID", CTL_V_UINT, 1, UINT64_MAX, "ID", "user id"}
-#define CTL_ID_MERCHANT {"ID", CTL_V_UINT, 1, UINT32_MAX, "ID", "merchant id"}
-#define CTL_ID_FUNDER {"ID", CTL_V_UINT, 0, UINT16_MAX, "ID", "funder id"}
-#define CTL_ID_GATEWAY {"GATEWAY", CTL_V_UINT, 0, UINT32_MAX, "GATEWAY", "gateway id"}
-
-static const struct ctl_opt ctl_arg_user = CTL_ID_USER;
-static const struct ctl_opt ctl_arg_merchant = CTL_ID_MERCHANT;
-static const struct ctl_opt ctl_arg_funder = CTL_ID_FUNDER;
-static const struct ctl_opt ctl_arg_gateway = CTL_ID_GATEWAY;
-static const struct ctl_opt ctl_arg_path = {"FILE", CTL_V_PATH, 0, 0, "FILE", "file"};
-static const struct ctl_opt ctl_arg_time = {"TIME", CTL_V_TIME, 0, 0, "TIME", "time"};
-static const struct ctl_opt ctl_arg_assign = {"KEY=VALUE", CTL_V_ASSIGN, 0, 0,
+const struct ctl_opt ctl_arg_assign = {"KEY=VALUE", CTL_V_ASSIGN, 0, 0,
 					      "KEY=VALUE", "policy setting"};
 
-static const struct ctl_opt ctl_user_opts[] = {
+const struct ctl_opt ctl_user_opts[] = {
 	{"limit", CTL_V_MONEY, 0, 0, "AMOUNT",
 	 "credit limit; a raise also starts the cooling-off period for cash loans (policy cool-raise)"},
 	{"temp-quota", CTL_V_MONEY, 0, 0, "AMOUNT",
@@ -788,7 +651,7 @@ static const struct ctl_opt ctl_user_opts[] = {
 	{NULL, 0, 0, 0, NULL, NULL},
 };
 
-static const struct ctl_opt ctl_merchant_opts[] = {
+const struct ctl_opt ctl_merchant_opts[] = {
 	{"mcc", CTL_V_UINT, 0, UINT16_MAX, "N", "merchant category code"},
 	{"region", CTL_V_UINT, 0, UINT16_MAX, "N", "region code 0..65535"},
 	{"subsidy", CTL_V_SUBSIDY, 0, 0, "3,6,12|none",
@@ -797,7 +660,7 @@ static const struct ctl_opt ctl_merchant_opts[] = {
 	{NULL, 0, 0, 0, NULL, NULL},
 };
 
-static const struct ctl_opt ctl_funder_opts[] = {
+const struct ctl_opt ctl_funder_opts[] = {
 	{"quota", CTL_V_MONEY, 0, 0, "AMOUNT", "origination quota of the funder's share"},
 	{"share", CTL_V_UINT, 0, 100, "PCT", "the bank's share of each loan, percent"},
 	{"region", CTL_V_UINT, 0, UINT16_MAX, "N", "0 = national; else only users of this region"},
@@ -805,9 +668,9 @@ static const struct ctl_opt ctl_funder_opts[] = {
 	{NULL, 0, 0, 0, NULL, NULL},
 };
 
-static const struct ctl_opt ctl_no_opts[] = {{NULL, 0, 0, 0, NULL, NULL}};
+const struct ctl_opt ctl_no_opts[] = {{NULL, 0, 0, 0, NULL, NULL}};
 
-static const struct ctl_cmd ctl_cmds[] = {
+const struct ctl_cmd ctl_cmds[] = {
 	{"stats", "", 0, 0, 0, NULL, ctl_no_opts,
 	 "counters: totals and per lcore, reasons, drops, latency, tables"},
 	{"user show", "ID", 0, 1, 1, &ctl_arg_user, ctl_no_opts,
@@ -851,9 +714,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	 ctl_no_opts, "change the risk mode or a threshold (docs/risk.md)"},
 };
 
-#define CTL_CMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
-
-static inline const struct ctl_cmd *
+const struct ctl_cmd *
 ctl_cmd_find(const char *name)
 {
 	for (unsigned i = 0; i < CTL_CMDS; i++)
@@ -862,8 +723,7 @@ ctl_cmd_find(const char *name)
 	return NULL;
 }
 
-/** Index of option @p name in @p opts, or -1. */
-static inline int
+int
 ctl_opt_index(const struct ctl_opt *opts, const char *name)
 {
 	for (int i = 0; opts[i].name; i++)
@@ -872,11 +732,7 @@ ctl_opt_index(const struct ctl_opt *opts, const char *name)
 	return -1;
 }
 
-/**
- * Parse the text @p v of option (or argument) @p o into @p out.
- * 0, or -EINVAL with "--name value: why" (or "NAME value: why") in @p err.
- */
-static inline int
+int
 ctl_val_parse(const struct ctl_opt *o, bool is_arg, const char *v,
 	      struct ctl_val *out, char *err, size_t n)
 {
@@ -939,20 +795,7 @@ ctl_val_parse(const struct ctl_opt *o, bool is_arg, const char *v,
 	return 0;
 }
 
-/* A request parsed against the command table. */
-struct ctl_req {
-	const struct ctl_cmd *cmd;
-	unsigned n_args;
-	const char *args[CTL_ARGS_MAX];
-	struct ctl_val arg[CTL_ARGS_MAX];
-	struct ctl_val opt[CTL_OPTS_MAX];   /* by index in cmd->opts */
-	/* JSON integers given as arguments or values, as text (ctl_req_decode) */
-	char num[CTL_ARGS_MAX + CTL_OPTS_MAX][24];
-	unsigned n_num;
-};
-
-/** The parsed option @p name of @p r (never NULL for a known name). */
-static inline const struct ctl_val *
+const struct ctl_val *
 ctl_opt(const struct ctl_req *r, const char *name)
 {
 	static const struct ctl_val unset;
@@ -961,11 +804,7 @@ ctl_opt(const struct ctl_req *r, const char *name)
 	return i < 0 ? &unset : &r->opt[i];
 }
 
-/**
- * Checks across options, after every value parsed. Both sides run them.
- * 0 or -EINVAL with a message.
- */
-static inline int
+int
 ctl_req_check(const struct ctl_req *r, char *err, size_t n)
 {
 	const char *name = r->cmd->name;
@@ -1008,11 +847,7 @@ ctl_req_check(const struct ctl_req *r, char *err, size_t n)
 	return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Request decoding (the daemon's side): JSON -> a validated struct ctl_req   */
-
-/* A string, or a non-negative integer as text (kept in r->num); else NULL. */
-static inline const char *
+const char *
 ctl_json_text(struct ctl_req *r, json_t *v)
 {
 	if (json_is_string(v))
@@ -1027,15 +862,14 @@ ctl_json_text(struct ctl_req *r, json_t *v)
 	return NULL;
 }
 
-/* "user" of "user set": the word `authctl help` takes. */
-static inline const char *
+const char *
 ctl_cmd_topic(const struct ctl_cmd *cmd, char *buf, size_t n)
 {
 	snprintf(buf, n, "%.*s", (int)strcspn(cmd->name, " "), cmd->name);
 	return buf;
 }
 
-static inline int
+int
 ctl_decode_args(struct ctl_req *r, json_t *args, char *err, size_t n)
 {
 	const struct ctl_cmd *cmd = r->cmd;
@@ -1070,7 +904,7 @@ ctl_decode_args(struct ctl_req *r, json_t *args, char *err, size_t n)
 	return 0;
 }
 
-static inline int
+int
 ctl_decode_opts(struct ctl_req *r, json_t *opts, char *err, size_t n)
 {
 	const struct ctl_cmd *cmd = r->cmd;
@@ -1111,15 +945,7 @@ ctl_decode_opts(struct ctl_req *r, json_t *opts, char *err, size_t n)
 	return ctl_req_check(r, err, n);
 }
 
-/**
- * Decode and validate a request object @p req (protocol version, command,
- * every argument and option, the checks across options) into @p r, which
- * the caller zeroes first. Strings in @p r point into @p req: keep it until
- * @p r is no longer used. No allocation, no I/O.
- * @return 0 with r->cmd set, or -EINVAL with the answer's message in @p err
- *         (r->cmd is set when the command was known).
- */
-static inline int
+int
 ctl_req_decode(json_t *req, struct ctl_req *r, char *err, size_t n)
 {
 	json_t *cmd = json_object_get(req, "cmd"), *v = json_object_get(req, "v");
@@ -1147,4 +973,9 @@ ctl_req_decode(json_t *req, struct ctl_req *r, char *err, size_t n)
 	return ctl_decode_opts(r, json_object_get(req, "opts"), err, n);
 }
 
-#endif /* CTL_PROTO_H */
+_Static_assert(sizeof(ctl_policy_keys) / sizeof(ctl_policy_keys[0]) ==
+		       CTL_POLICY_KEYS, "CTL_POLICY_KEYS counts the table");
+_Static_assert(sizeof(ctl_tier_keys) / sizeof(ctl_tier_keys[0]) ==
+		       CTL_TIER_KEYS, "CTL_TIER_KEYS counts the table");
+_Static_assert(sizeof(ctl_cmds) / sizeof(ctl_cmds[0]) == CTL_CMDS,
+	       "CTL_CMDS counts the table");

@@ -32,9 +32,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <rte_debug.h>
 #include <rte_log.h>
 
-#include "dp.h"
+#include "ledger.h"
 
 #define DP_TIMER_SLOTS (1u << 16)       /* ~18 h of one-second slots */
 #define DP_TIMER_NIL UINT32_MAX

@@ -104,20 +104,28 @@ int dp_export_stream_check(const char *s, char *err, size_t errlen);
 /* ------------------------------------------------------------------------ */
 /* The worker (authd; export.c)                                               */
 
-struct dp_ctx;
 struct dp_export;
 struct json_t;
 
+/* What the worker is given at start; the strings and pointers outlive it. */
+struct dp_export_conf {
+	const char *url;           /* --export ("" or NULL: off) */
+	const char *subject;       /* --export-subject */
+	const char *stream;        /* --export-stream */
+	const char *journal_dir;   /* the journal it follows */
+	const uint64_t *durable_seq; /* atomic: the journal is durable up to */
+};
+
 /**
- * Start the export worker when ctx->cfg.export_url is set (--export): a
- * control thread that follows the journal files up to ctx->durable_seq and
- * publishes every record (docs/export.md); sets ctx->export. Call after
- * recovery and dp_ledger_start(). NATS being down is not an error (the
- * worker retries); only a build without NATS, or no memory, is.
- * @return 0 (also when --export is off: ctx->export stays NULL);
- *         -ENOTSUP (built without libnats); -ENOMEM; -EAGAIN (no thread).
+ * Start the export worker when @p c->url is set (--export): a control
+ * thread that follows the journal files up to *c->durable_seq and publishes
+ * every record (docs/export.md). Call after recovery and dp_ledger_start().
+ * NATS being down is not an error (the worker retries); only a build
+ * without NATS, or no memory, is.
+ * @return 0, *@p out set (NULL when --export is off); -ENOTSUP (built
+ *         without libnats); -ENOMEM; -EINVAL; -EAGAIN (no thread).
  */
-int dp_export_start(struct dp_ctx *ctx);
+int dp_export_start(const struct dp_export_conf *c, struct dp_export **out);
 
 /**
  * Stop the worker: publish what is durable now and wait for its acks

@@ -381,4 +381,69 @@ bool dp_risk_engine_merchant(struct dp_risk_engine *e, uint32_t id,
 /** Bytes the engine's tables take (reserved, not necessarily touched). */
 size_t dp_risk_engine_bytes(const struct dp_risk_engine *e);
 
+/* ------------------------------------------------------------------------ */
+/* The risk worker (risk_worker.c; DPDK rings, the ledger)                    */
+
+struct rte_ring;
+struct dp_ledger;
+struct dp_risk;
+struct json_t;
+
+/* What the worker is given at start; the pointers outlive it. */
+struct dp_risk_conf {
+	const struct dp_risk_config *cfg;  /* --risk, --risk-set, [risk] */
+	struct lim_db *db;
+	struct rte_ring *const *rings;     /* SP/SC of struct dp_decision */
+	unsigned n_rings;                  /* one per dataplane lcore */
+	struct dp_ledger *ledger;          /* verdicts are journaled there */
+	/* records the producers could not hand over (their full rings) */
+	uint64_t (*dropped)(const void *arg);
+	const void *dropped_arg;
+};
+
+/**
+ * Start the risk worker (c->cfg): a control thread that drains every ring
+ * of @p c into the risk engine. With mode off no thread starts and *@p out
+ * is NULL: the caller frees the rings (nobody drains, so nobody produces).
+ * Call before the rings' producers run. 0, or a negative errno with a log
+ * line.
+ */
+int dp_risk_start(const struct dp_risk_conf *c, struct dp_risk **out);
+/**
+ * Drain what is left in the rings, stop the thread, log its counters, free
+ * it. Call after the lcores stopped, before the ledger stops (verdicts are
+ * journaled) and after the control thread stopped (it reads the worker).
+ */
+void dp_risk_stop(struct dp_risk *r);
+/**
+ * `authctl risk set KEY=VALUE`: change the mode (on, shadow, off) or a
+ * threshold at run time (keys: risk.h, docs/risk.md); table sizes are
+ * start-only. The worker takes it before its next batch. Any thread.
+ * 0, or a negative errno with the reason in @p err (@p r NULL: -ENOENT,
+ * authd runs with --risk off).
+ */
+int dp_risk_set(struct dp_risk *r, const char *key, const char *value,
+		char *err, size_t errlen);
+/**
+ * The same for @p n "KEY=VALUE" items, all or nothing: every item is
+ * checked before any takes effect (an invalid request changes nothing).
+ * 0, or a negative errno with "KEY=VALUE: why" in @p err.
+ */
+int dp_risk_set_kv(struct dp_risk *r, const char *const *kv, unsigned n,
+		   char *err, size_t errlen);
+/**
+ * `authctl risk show`: mode, thresholds, counters (verdicts by kind and
+ * detector, shadow verdicts, records dropped by full rings), table use. A
+ * new jansson object; {"mode":"off"} when @p r is NULL. Any thread.
+ */
+struct json_t *dp_risk_json(struct dp_risk *r);
+/**
+ * Serialise merchant read-copy-publish (lim_merchant_find, copy, change,
+ * lim_merchant_set) between the control thread and the risk worker, so
+ * neither loses the other's change. Hold it only for that, online, and
+ * never across synchronize_rcu().
+ */
+void dp_merchants_lock(void);
+void dp_merchants_unlock(void);
+
 #endif /* DP_RISK_H */

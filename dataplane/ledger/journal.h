@@ -226,6 +226,55 @@ const char *dp_journal_failure(const struct dp_journal *j);
 void dp_journal_inject_sync_error(struct dp_journal *j, int errnum);
 void dp_journal_close(struct dp_journal *j);
 
+/**
+ * Parse a segment file name: 1 for a well-formed seg-<20 digits>.jnl (its
+ * first seq in *@p first), 0 for a name that is not a segment's, -1 for one
+ * that looks like a segment's but is malformed.
+ */
+int dp_journal_seg_parse(const char *name, uint64_t *first);
+
+/**
+ * The first seqs of the segments in @p dir: the lowest in *@p lo (0: none),
+ * and the highest that is <= @p seq in *@p hi_le (0: none). Either may be
+ * NULL. 0 or a negative errno (the directory cannot be read).
+ */
+int dp_journal_first_seqs(const char *dir, uint64_t *lo, uint64_t *hi_le,
+			  uint64_t seq);
+
+/* ------------------------------------------------------------------------ */
+/* Following a live journal (journal_tail.c): the export, and any reader    */
+/* that streams durable records while the ledger appends.                    */
+
+struct dp_journal_tail; /* opaque */
+
+/** A tail reader of journal @p dir, not positioned yet. NULL: no memory. */
+struct dp_journal_tail *dp_journal_tail_open(const char *dir);
+void dp_journal_tail_close(struct dp_journal_tail *t);
+
+/**
+ * Position at @p seq: open the segment that holds it (the highest first seq
+ * <= seq), checking its header; UINT64_MAX: the newest segment, from its
+ * first record (to learn the journal id). 0, -ENOENT (no such segment) or
+ * a negative errno, with @p why.
+ */
+int dp_journal_tail_seek(struct dp_journal_tail *t, uint64_t seq, char *why,
+			 size_t n);
+
+/**
+ * The record of seq dp_journal_tail_next() if it is <= @p upto (the caller
+ * says what is durable): 1 with *@p out set (valid until the next call),
+ * 0 when next > upto, or a negative errno with @p why: a missing or
+ * unchained segment, a record that does not verify, a read error.
+ * Verified: checksum under the journal id, seq, kind, the segment chain.
+ */
+int dp_journal_tail_get(struct dp_journal_tail *t, uint64_t upto,
+			const struct lim_effect **out, char *why, size_t n);
+/** Step past the record dp_journal_tail_get() returned. */
+void dp_journal_tail_advance(struct dp_journal_tail *t);
+/** The journal id (0 before the first seek) and the next seq. */
+uint64_t dp_journal_tail_id(const struct dp_journal_tail *t);
+uint64_t dp_journal_tail_next(const struct dp_journal_tail *t);
+
 /* ------------------------------------------------------------------------ */
 /* Recovery: newest valid snapshot + the journal after it (recovery.c)        */
 

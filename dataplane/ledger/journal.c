@@ -203,10 +203,8 @@ seg_name(char *buf, size_t n, uint64_t first_seq)
 	return snprintf(buf, n, SEG_PREFIX "%020" PRIu64 SEG_SUFFIX, first_seq);
 }
 
-/* 1: a well-formed segment name (first seq in *first); 0: not a segment
- * file; -1: looks like one but is malformed. */
-static int
-seg_parse(const char *name, uint64_t *first)
+int
+dp_journal_seg_parse(const char *name, uint64_t *first)
 {
 	size_t len = strlen(name);
 	char *end;
@@ -321,7 +319,7 @@ list_segments(const char *dir, struct seg **out, unsigned *n,
 		char path[PATH_MAX];
 		struct stat st;
 		uint64_t first;
-		int p = seg_parse(de->d_name, &first);
+		int p = dp_journal_seg_parse(de->d_name, &first);
 
 		if (p == 0)
 			continue;

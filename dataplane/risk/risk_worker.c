@@ -50,13 +50,14 @@
 #include <rte_ring_elem.h>
 #include <urcu-qsbr.h>
 
-#include "dp.h"
+#include "ledger.h"
+#include "risk.h"
 
 #define RISK_BATCH 256            /* records taken from a ring at once */
 #define RISK_IDLE_NS 200000       /* sleep when every ring was empty */
 
 struct dp_risk {
-	struct dp_ctx *ctx;
+	struct dp_risk_conf conf;     /* a copy; its pointers outlive us */
 	struct dp_risk_engine *eng;   /* the thread's alone */
 	pthread_t tid;
 	int stop;                     /* atomic */
@@ -121,7 +122,7 @@ sink_journal(void *arg, const struct lim_cfg_effect *e)
 {
 	struct dp_risk *r = arg;
 
-	return dp_ledger_submit(r->ctx->ledger, e);
+	return dp_ledger_submit(r->conf.ledger, e);
 }
 
 static void
@@ -161,11 +162,10 @@ publish(struct dp_risk *r)
 static unsigned
 drain(struct dp_risk *r)
 {
-	struct dp_ctx *ctx = r->ctx;
 	unsigned total = 0;
 
-	for (unsigned i = 0; i < ctx->n_lcores; i++) {
-		struct rte_ring *ring = ctx->lc[i]->decisions;
+	for (unsigned i = 0; i < r->conf.n_rings; i++) {
+		struct rte_ring *ring = r->conf.rings[i];
 		unsigned n;
 
 		if (!ring)
@@ -205,32 +205,21 @@ risk_main(void *arg)
 	return NULL;
 }
 
-/* --risk off: nobody drains, so nobody produces. Before the lcores run. */
-static void
-rings_detach(struct dp_ctx *ctx)
-{
-	for (unsigned i = 0; i < ctx->n_lcores; i++) {
-		rte_ring_free(ctx->lc[i]->decisions);
-		ctx->lc[i]->decisions = NULL;
-	}
-}
-
 int
-dp_risk_start(struct dp_ctx *ctx)
+dp_risk_start(const struct dp_risk_conf *conf, struct dp_risk **out)
 {
-	const struct dp_risk_config *cfg = &ctx->cfg.risk;
+	const struct dp_risk_config *cfg = conf->cfg;
 	struct dp_risk *r;
 
-	ctx->risk = NULL;
+	*out = NULL;
 	if (cfg->mode == DP_RISK_OFF) {
-		rings_detach(ctx);
 		RTE_LOG(NOTICE, USER1, "risk: off: no decision records, no verdicts\n");
 		return 0;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->ctx = ctx;
+	r->conf = *conf;
 	r->cfg = *cfg;
 	r->eng = dp_risk_engine_create(cfg);
 	if (!r->eng) {
@@ -241,7 +230,7 @@ dp_risk_start(struct dp_ctx *ctx)
 	}
 	r->bytes = dp_risk_engine_bytes(r->eng);
 	r->sink = (struct dp_risk_sink){
-		.db = ctx->db, .arg = r,
+		.db = conf->db, .arg = r,
 		.apply_begin = sink_apply_begin, .apply_end = sink_apply_end,
 		.merchants_lock = sink_merchants_lock,
 		.merchants_unlock = sink_merchants_unlock,
@@ -255,7 +244,7 @@ dp_risk_start(struct dp_ctx *ctx)
 		free(r);
 		return -EAGAIN;
 	}
-	ctx->risk = r;
+	*out = r;
 	RTE_LOG(NOTICE, USER1,
 		"risk: %s mode; tracking %u users, %u merchants, %u devices "
 		"(%zu MB reserved)\n",
@@ -264,16 +253,11 @@ dp_risk_start(struct dp_ctx *ctx)
 	return 0;
 }
 
-/* Records the lcores could not hand over (full rings). */
+/* Records the producers could not hand over (full rings). */
 static uint64_t
-dropped(const struct dp_ctx *ctx)
+dropped(const struct dp_risk *r)
 {
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i < ctx->n_lcores; i++)
-		n += __atomic_load_n(&ctx->lc[i]->st.c[DP_C_risk_dropped],
-				     __ATOMIC_RELAXED);
-	return n;
+	return r->conf.dropped ? r->conf.dropped(r->conf.dropped_arg) : 0;
 }
 
 void
@@ -293,7 +277,7 @@ dp_risk_stop(struct dp_risk *r)
 		"unchanged %llu failed %llu shadow %llu journaled %llu "
 		"journal-missing %llu\n",
 		(unsigned long long)c->c[DP_RISK_C_consumed],
-		(unsigned long long)dropped(r->ctx),
+		(unsigned long long)dropped(r),
 		(unsigned long long)c->c[DP_RISK_C_counted],
 		(unsigned long long)c->c[DP_RISK_C_verdicts],
 		(unsigned long long)c->by_kind[DP_RISK_V_FREEZE_USER],
@@ -407,7 +391,7 @@ dp_risk_json(struct dp_risk *r)
 	o = json_pack("{s:s,s:o,s:o,s:o,s:{s:I,s:I,s:I,s:I}}", "mode",
 		      dp_risk_mode_name(cfg.mode), "thresholds",
 		      config_json(&cfg, false), "sizes", config_json(&cfg, true),
-		      "counters", counters_json(&c, dropped(r->ctx)), "tables",
+		      "counters", counters_json(&c, dropped(r)), "tables",
 		      "users", (json_int_t)c.users, "merchants",
 		      (json_int_t)c.merchants, "devices", (json_int_t)c.devices,
 		      "bytes", (json_int_t)r->bytes);

@@ -23,13 +23,13 @@
  *
  * Group commit: one pwrite and one fdatasync per batch (up to batch_max
  * records, whatever accumulated during the previous fdatasync), then
- * ctx->durable_seq is published with release order; node.c releases the
+ * *durable_seq is published with release order; node.c releases the
  * answers it held (--ack sync) up to it with acquire order.
  *
  * Failure: a failed write or fdatasync is never retried (after a failed
  * fdatasync the state of the page cache is unknown: the data may be lost
  * even if a retry succeeds). The ledger logs why once, sets
- * ctx->journal_failed (node.c then answers every new datagram BUSY and
+ * *journal_failed (node.c then answers every new datagram BUSY and
  * drops the answers it holds, which were never acknowledged),
  * dp_ledger_submit() fails with -EIO, the timer stops, and everything is
  * kept as it is on disk for the restart to recover.
@@ -50,13 +50,13 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <rte_debug.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
 #include <rte_ring_elem.h>
 #include <urcu-qsbr.h>
 
-#include "dp.h"
-#include "journal.h"
+#include "ledger.h"
 
 #define LEDGER_STAGE 1024u          /* records staged per source */
 #define LEDGER_CFG_RING 1024u       /* settings effects in flight */
@@ -81,7 +81,7 @@ struct src {
 };
 
 struct dp_ledger {
-	struct dp_ctx *ctx;
+	struct dp_ledger_conf conf; /* a copy; its pointers outlive us */
 	struct lim_db *db;
 	pthread_t tid;
 	int stop;                   /* atomic */
@@ -147,7 +147,7 @@ fail(struct dp_ledger *l, int rc, const char *fmt, ...)
 	vsnprintf(l->st.failure, sizeof(l->st.failure), fmt, ap);
 	va_end(ap);
 	__atomic_store_n(&l->st.failed, rc ? rc : -EIO, __ATOMIC_RELEASE);
-	__atomic_store_n(&l->ctx->journal_failed, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(l->conf.journal_failed, 1, __ATOMIC_RELEASE);
 	RTE_LOG(ERR, USER1,
 		"ledger: STOPPED: %s. Durable up to seq %" PRIu64 ". No new "
 		"payment is approved (answered BUSY), answers waiting for "
@@ -350,7 +350,7 @@ commit(struct dp_ledger *l, unsigned n)
 	ST_SET(l, cfg_records, l->cfg_records);
 	ST_SET(l, durable_seq, last);
 	__atomic_store_n(&l->drained, l->lcore_records, __ATOMIC_RELEASE);
-	__atomic_store_n(&l->ctx->durable_seq, last, __ATOMIC_RELEASE);
+	__atomic_store_n(l->conf.durable_seq, last, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -406,7 +406,7 @@ tick(struct dp_ledger *l, uint64_t now_ns)
 	if (room < 2)
 		return;
 	rcu_thread_online();
-	auth_now_set(&l->tx.now, dp_clock_now_s(&l->ctx->clock),
+	auth_now_set(&l->tx.now, l->conf.now_s(l->conf.now_arg),
 		     lim_policy_get(l->db)->tz_offset_s);
 	room -= dp_timer_run(&l->tx, room / 2 < LEDGER_TIMER_BUDGET
 					     ? room / 2 : LEDGER_TIMER_BUDGET);
@@ -513,9 +513,9 @@ ledger_main(void *arg)
 static int
 sources_init(struct dp_ledger *l)
 {
-	struct dp_ctx *ctx = l->ctx;
+	unsigned n = l->conf.n_rings;
 
-	l->n_src = ctx->n_lcores + 2;
+	l->n_src = n + 2;
 	l->src = calloc(l->n_src, sizeof(*l->src));
 	if (!l->src)
 		return -ENOMEM;
@@ -524,8 +524,8 @@ sources_init(struct dp_ledger *l)
 		if (!l->src[i].buf)
 			return -ENOMEM;
 		l->src[i].counter = &l->lcore_records;
-		if (i < ctx->n_lcores)
-			l->src[i].ring = ctx->lc[i]->effects;
+		if (i < n)
+			l->src[i].ring = l->conf.rings[i];
 	}
 	l->cfg_ring = rte_ring_create_elem("authd_cfg_eff",
 					   sizeof(struct lim_cfg_effect),
@@ -533,10 +533,10 @@ sources_init(struct dp_ledger *l)
 					   RING_F_SC_DEQ);
 	if (!l->cfg_ring)
 		return -ENOMEM;
-	l->src[ctx->n_lcores].ring = l->cfg_ring;
-	l->src[ctx->n_lcores].unsorted = true;
-	l->src[ctx->n_lcores].counter = &l->cfg_records;
-	l->timer_src = &l->src[ctx->n_lcores + 1];
+	l->src[n].ring = l->cfg_ring;
+	l->src[n].unsorted = true;
+	l->src[n].counter = &l->cfg_records;
+	l->timer_src = &l->src[n + 1];
 	l->timer_src->counter = &l->timer_records;
 	return 0;
 }
@@ -544,13 +544,13 @@ sources_init(struct dp_ledger *l)
 static int
 journal_init(struct dp_ledger *l, const struct dp_journal_scan *end)
 {
-	const struct dp_config *c = &l->ctx->cfg;
-	struct dp_journal_opts o = {.segment_bytes = c->journal_segment_bytes,
+	const struct dp_ledger_conf *c = &l->conf;
+	struct dp_journal_opts o = {.segment_bytes = c->segment_bytes,
 				    .batch_max = l->batch_max};
 	char err[PATH_MAX + 256];
 	int rc;
 
-	if (!c->journal_dir[0])
+	if (!c->journal_dir || !c->journal_dir[0])
 		return 0;
 	rc = dp_journal_open(c->journal_dir, &o, end && end->n_segments ? end : NULL,
 			     l->next_seq, &l->j, err, sizeof(err));
@@ -567,7 +567,7 @@ timer_init(struct dp_ledger *l)
 	uint64_t n;
 
 	l->timer = dp_timer_create(lim_ops_capacity(l->db->ops),
-				   dp_clock_now_s(&l->ctx->clock));
+				   l->conf.now_s(l->conf.now_arg));
 	if (!l->timer)
 		return -ENOMEM;
 	n = dp_timer_rebuild(l->timer, l->db);
@@ -575,7 +575,7 @@ timer_init(struct dp_ledger *l)
 		RTE_LOG(NOTICE, USER1, "ledger: %" PRIu64 " open holds in the "
 			"expiry wheel\n", n);
 	l->tx = (struct dp_timer_ctx){.t = l->timer, .db = l->db,
-				      .shard = l->ctx->n_lcores + 1,
+				      .shard = l->conf.shard,
 				      .emit = emit_expiry, .arg = l->timer_src};
 	RTE_VERIFY(l->tx.shard < l->db->shards);
 	return 0;
@@ -597,16 +597,16 @@ ledger_free(struct dp_ledger *l)
 }
 
 struct dp_ledger *
-dp_ledger_start(struct dp_ctx *ctx, const struct dp_journal_scan *end)
+dp_ledger_start(const struct dp_ledger_conf *c, const struct dp_journal_scan *end)
 {
 	struct dp_ledger *l = calloc(1, sizeof(*l));
 
 	if (!l)
 		return NULL;
-	l->ctx = ctx;
-	l->db = ctx->db;
+	l->conf = *c;
+	l->db = c->db;
 	l->batch_max = DP_JOURNAL_BATCH_DEFAULT;
-	l->next_seq = __atomic_load_n(&ctx->db->seq, __ATOMIC_RELAXED) + 1;
+	l->next_seq = __atomic_load_n(&c->db->seq, __ATOMIC_RELAXED) + 1;
 	l->idle_ns = LEDGER_IDLE_NS;
 	l->batch = malloc((size_t)l->batch_max * sizeof(*l->batch));
 	if (!l->batch || sources_init(l) || timer_init(l) ||
@@ -615,7 +615,7 @@ dp_ledger_start(struct dp_ctx *ctx, const struct dp_journal_scan *end)
 		return NULL;
 	}
 	ST_SET(l, durable_seq, l->next_seq - 1);
-	__atomic_store_n(&ctx->durable_seq, l->next_seq - 1, __ATOMIC_RELEASE);
+	__atomic_store_n(c->durable_seq, l->next_seq - 1, __ATOMIC_RELEASE);
 	if (rte_ctrl_thread_create(&l->tid, "authd-ledger", NULL, ledger_main,
 				   l) != 0) {
 		ledger_free(l);
@@ -664,7 +664,7 @@ dp_ledger_wait_durable(struct dp_ledger *l, uint64_t seq, unsigned timeout_ms)
 	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 
 	for (;;) {
-		if (__atomic_load_n(&l->ctx->durable_seq, __ATOMIC_ACQUIRE) >= seq)
+		if (__atomic_load_n(l->conf.durable_seq, __ATOMIC_ACQUIRE) >= seq)
 			return 0;
 		if (failed(l))
 			return -EIO;
