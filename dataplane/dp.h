@@ -156,6 +156,8 @@ struct dp_stats {
 	uint64_t drop[AUTH_DROPS];       /* datagrams dropped by the codec */
 	uint64_t burst[DP_BURST_MAX + 1];/* RX burst size histogram */
 	uint64_t lat[DP_LAT_BUCKETS];    /* in-engine latency, see above */
+	/* busy cycles and frames of the last window of >= 1 s (node.c) */
+	uint64_t win_cycles, win_pkts;
 	struct nic_counters nic;
 } __rte_cache_aligned;
 
@@ -179,6 +181,8 @@ struct dp_lcore {
 	struct rte_ring *decisions;      /* SP/SC ring of struct dp_decision */
 	void *scratch;                   /* node.c's per-burst arrays */
 	uint32_t now_s;                  /* second x.now was computed for */
+	uint64_t win_tsc;                /* start of the cost window */
+	uint64_t win_cycles0, win_pkts0; /* busy counters at win_tsc */
 	/* sync ack: a FIFO of answers in ledger-seq order */
 	uint32_t held_head, held_tail;
 	struct dp_held held[DP_HELD_MAX];

@@ -448,6 +448,25 @@ tx_flush(struct dp_lcore *lc, uint16_t n)
 }
 
 /*
+ * The cost of a frame over the last window of at least a second (stats:
+ * cycles_per_pkt): the totals since start are dominated by the first, cold
+ * bursts (page faults, empty caches), so they say little about now.
+ */
+static void
+window_roll(struct dp_lcore *lc, uint64_t now)
+{
+	struct dp_stats *st = &lc->st;
+
+	if (now - lc->win_tsc < lc->ctx->clock.tsc_hz)
+		return;
+	st->win_cycles = st->c[DP_C_busy_cycles] - lc->win_cycles0;
+	st->win_pkts = st->c[DP_C_busy_pkts] - lc->win_pkts0;
+	lc->win_cycles0 = st->c[DP_C_busy_cycles];
+	lc->win_pkts0 = st->c[DP_C_busy_pkts];
+	lc->win_tsc = now;
+}
+
+/*
  * One received burst, from its RX at @p t0 to its TX. The answers sent at
  * once count their in-engine latency here; held ones when released.
  */
@@ -473,6 +492,7 @@ burst(struct dp_lcore *lc, uint16_t n, uint64_t t0)
 		rte_pktmbuf_free_bulk(s->drop, n_drop);
 	count(lc, DP_C_busy_cycles, rte_rdtsc() - t0);
 	count(lc, DP_C_busy_pkts, n);
+	window_roll(lc, t1);
 }
 
 static struct dp_lcore *
@@ -495,6 +515,7 @@ dp_lcore_main(void *arg)
 
 	if (!lc)
 		return 0;
+	lc->win_tsc = rte_rdtsc();
 	rcu_register_thread();
 	while (!__atomic_load_n(&ctx->stop, __ATOMIC_RELAXED)) {
 		uint64_t t0 = rte_rdtsc();
@@ -591,6 +612,8 @@ dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum)
 			sum->burst[c] += st->burst[c];
 		for (unsigned c = 0; c < DP_LAT_BUCKETS; c++)
 			sum->lat[c] += st->lat[c];
+		sum->win_cycles += st->win_cycles;
+		sum->win_pkts += st->win_pkts;
 		nic_counters_add(&sum->nic, &st->nic);
 	}
 }

@@ -63,11 +63,21 @@ lcore_copy(const struct dp_lcore *lc, struct dp_stats *st)
 }
 
 static double
+ratio(uint64_t a, uint64_t b)
+{
+	return b ? (double)a / (double)b : 0.0;
+}
+
+/*
+ * Cycles per frame in busy bursts over the last window of >= 1 s with
+ * traffic (node.c); before the first window closes, since start.
+ */
+static double
 cycles_per_pkt(const struct dp_stats *s)
 {
-	return s->c[DP_C_busy_pkts]
-		       ? (double)s->c[DP_C_busy_cycles] / (double)s->c[DP_C_busy_pkts]
-		       : 0.0;
+	if (s->win_pkts)
+		return ratio(s->win_cycles, s->win_pkts);
+	return ratio(s->c[DP_C_busy_cycles], s->c[DP_C_busy_pkts]);
 }
 
 static double
@@ -155,6 +165,10 @@ stats_json(const struct dp_stats *s)
 	json_object_set_new(o, "burst", b);
 	json_object_set_new(o, "cycles_per_pkt", json_real(cycles_per_pkt(s)));
 	json_object_set_new(o, "ns_per_pkt", json_real(ns_per_pkt(s)));
+	json_object_set_new(o, "cycles_per_pkt_window_pkts",
+			    json_integer((json_int_t)s->win_pkts));
+	json_object_set_new(o, "cycles_per_pkt_since_start",
+			    json_real(ratio(s->c[DP_C_busy_cycles], s->c[DP_C_busy_pkts])));
 	json_object_set_new(o, "latency_ns", latency_json(s));
 	return o;
 }

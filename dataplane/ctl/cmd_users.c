@@ -90,8 +90,8 @@ user_json(const struct lim_user *u, const struct lim_user_ext *x,
 	int64_t spend = (uint64_t)u->spend_min * 60 >= lim_month_start(now, p->tz_offset_s)
 				? u->month_spend_fen : 0;
 	json_t *j = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-		"id", (json_int_t)u->user_id, "limit_fen", (json_int_t)u->limit_fen,
+		"{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"id", ctl_json_id(u->user_id), "limit_fen", (json_int_t)u->limit_fen,
 		"available_fen", (json_int_t)auth_available(u, x, now),
 		"outstanding_fen", (json_int_t)u->outstanding_fen,
 		"holds_fen", (json_int_t)u->holds_fen,
@@ -348,8 +348,8 @@ user_flag(struct ctl_call *k, bool freeze)
 	dp_cfg_user(&ce, k->db, u, k->uid, ctl_now_s(k), false);
 	lim_user_unlock(u);
 	ctl_journal(k, &ce);
-	return json_pack("{s:b,s:I,s:b}", "ok", 1, "user", (json_int_t)id, "frozen",
-			 freeze);
+	return json_pack("{s:b,s:o,s:b}", "ok", 1, "user", ctl_json_id(id),
+			 "frozen", freeze);
 }
 
 json_t *

@@ -18,8 +18,10 @@
  *
  * "args" are the positional arguments (strings), "opts" the options without
  * their dashes: a string value, or true for a flag. Numbers may also be sent
- * as JSON integers. Money in answers is integer fen in fields ending in _fen;
- * times are unix seconds in fields ending in _s.
+ * as JSON integers. User ids in answers are decimal strings ("id":"42"):
+ * they are unsigned 64-bit, and JSON numbers past 2^53 (jansson's past
+ * 2^63) are not portable. Money in answers is integer fen in fields ending
+ * in _fen; times are unix seconds in fields ending in _s.
  *
  * Everything in proto.c is pure: no allocation, no I/O, no DPDK (authctl
  * links it with jansson and the limits library's text helpers).

@@ -44,6 +44,12 @@ struct ctl_call {
 /* Answers (server.c) */
 __attribute__((format(printf, 1, 2))) json_t *ctl_error(const char *fmt, ...);
 json_t *ctl_json_fen_or_null(bool present, int64_t fen);
+/**
+ * A user id in an answer: a decimal string ("18446744073709551615"). User
+ * ids are unsigned 64-bit; jansson's integers are signed 64-bit and JSON
+ * numbers past 2^53 are not portable, so ids never travel as numbers.
+ */
+json_t *ctl_json_id(uint64_t id);
 /** The engine's "now" (its clock: real or fixed). */
 uint32_t ctl_now_s(const struct ctl_call *k);
 /** Positional argument @p i, validated as an unsigned number. */

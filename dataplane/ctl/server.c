@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE /* accept4, struct ucred */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -71,6 +72,15 @@ json_t *
 ctl_json_fen_or_null(bool present, int64_t fen)
 {
 	return present ? json_integer(fen) : json_null();
+}
+
+json_t *
+ctl_json_id(uint64_t id)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%" PRIu64, id);
+	return json_string(s);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -534,6 +534,15 @@ geti(json_t *o, const char *path)
 	return o ? json_integer_value(json_object_get(o, path)) : 0;
 }
 
+/* A string member ("" when absent): user ids travel as decimal strings. */
+static const char *
+getstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
 static const char *
 yuan(json_t *v, char *buf, size_t n)
 {
@@ -594,9 +603,13 @@ print_stats(json_t *a)
 		       json_real_value(json_object_get(json_object_get(a, "ledger"),
 						       "fsync_us_avg")),
 		       (long long)geti(a, "ledger.fsync_us_max"));
-	printf("per packet: %.1f cycles, %.1f ns (busy bursts)\n",
+	printf("per packet: %.1f cycles, %.1f ns (busy bursts, %s; since start "
+	       "%.1f cycles)\n",
 	       json_real_value(json_object_get(t, "cycles_per_pkt")),
-	       json_real_value(json_object_get(t, "ns_per_pkt")));
+	       json_real_value(json_object_get(t, "ns_per_pkt")),
+	       geti(t, "cycles_per_pkt_window_pkts") ? "last second with traffic"
+						     : "since start",
+	       json_real_value(json_object_get(t, "cycles_per_pkt_since_start")));
 	if (json_array_size(lcs) > 1) {
 		printf("%-24s %14s", "", "total");
 		json_array_foreach(lcs, i, v)
@@ -624,8 +637,8 @@ print_user(json_t *a)
 	json_t *fl = json_object_get(u, "flags"), *v;
 	size_t i;
 
-	printf("user %lld   tier %lld   region %lld   risk %lld   flags:",
-	       (long long)geti(u, "id"), (long long)geti(u, "tier"), (long long)geti(u, "region"),
+	printf("user %s   tier %lld   region %lld   risk %lld   flags:",
+	       getstr(u, "id"), (long long)geti(u, "tier"), (long long)geti(u, "region"),
 	       (long long)geti(u, "risk"));
 	json_array_foreach(fl, i, v)
 		printf(" %s", json_string_value(v));
@@ -736,7 +749,7 @@ print_generic(const char *cmd, json_t *a)
 		       json_string_value(json_object_get(a, "key")),
 		       json_string_value(json_object_get(a, "file")));
 	} else if (json_object_get(a, "frozen")) {
-		printf("user %lld %s\n", (long long)geti(a, "user"),
+		printf("user %s %s\n", getstr(a, "user"),
 		       json_is_true(json_object_get(a, "frozen")) ? "frozen" : "unfrozen");
 	} else if (!strcmp(cmd, "snapshot save")) {
 		printf("saved %lld users to %s (seq %lld)\n", (long long)geti(a, "users"),
