@@ -26,25 +26,16 @@
 #    frozen (USER_FROZEN) by authd's risk detectors.
 set -uo pipefail
 
-BUILD=${1:?usage: test_authgen_replay.sh BUILD_DIR}
-HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../../scripts/authd-env.sh
-. "$HERE/../../scripts/authd-env.sh"
-env_init "$BUILD" tagrp
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "BUILD" "$@"
+lib_init tagrp
+lib_memif "$BUILD"
 
 T=1764057600 # 2025-11-25T08:00:00Z
 SEED=7
 USERS=20000
 COUNT=5000
-LOG=authd
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- $LOG log (last 20 lines)" >&2
-	tail -n 20 "$ENV_DIR/$LOG.log" >&2 2>/dev/null
-	exit 1
-}
-ok() { echo "ok - $*"; }
-
 cat >"$ENV_DIR/check.py" <<'PY'
 import json, struct, sys
 
@@ -177,8 +168,7 @@ run() {
 		shift
 	done
 	shift
-	LOG=$name
-	env_authd_memif "$name" "$SNAP" "$keys" --clock fixed:$T "${aopts[@]}" ||
+	authd_start_memif "$name" "$SNAP" "$keys" --clock fixed:$T "${aopts[@]}" ||
 		fail "$name start"
 	env_authgen_start "$name" "$json" --keys "$keys" --gateway 1 \
 		--timeout 5000 "$@" >"$txt" 2>&1
@@ -243,7 +233,7 @@ if command -v gnuplot >/dev/null; then
 	done
 	ok "--plot: d11-latency.png and d11-throughput.png"
 else
-	echo "ok - --plot skipped: no gnuplot # SKIP"
+	ok "--plot skipped: no gnuplot # SKIP"
 fi
 
 # 6. cashout against authd --risk on.

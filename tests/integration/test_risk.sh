@@ -25,26 +25,11 @@
 # Needs root (ip netns). Exit 77 (ctest SKIP) without it.
 set -u
 
-AUTHD=${1:?usage: test_risk.sh AUTHD AUTHCTL}
-AUTHCTL=${2:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-TMP=$(mktemp -d /tmp/authd-risk-test.XXXXXX)
-AUTHD_LOG=$TMP/authd.log
-NETNS_TAG=risk
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-cleanup() {
-	netns_cleanup
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL" "$@"
+lib_need_root
+lib_init risk
 
 T0=1764057600 # 2025-11-25T08:00:00Z, a multiple of 300 s
 K1=000102030405060708090a0b0c0d0e0f
@@ -54,27 +39,6 @@ F0=30000      # fraud users 30001..30012, 3,000 yuan
 O0=31000      # ordinary users 31001..31012, 10,000 yuan
 V=32001       # the user whose limit is raised
 C0=33000      # crowd users 33001..33004 on device 0xc0ffee
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 40 lines)" >&2
-	tail -n 40 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-eq() { # eq WHAT GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
-
-jget() {
-	python3 - "$@" <<'EOF'
-import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
-EOF
-}
 
 # drive < STEPS: "clock T" (authctl clock set T) or "pay USER YUAN MERCHANT
 # DEVICE" (one authorization; prints "REASON RISK_SCORE"). After each
@@ -224,11 +188,10 @@ if R=$(authctl --json risk show 2>/dev/null); then
 	eq "risk show block-merchant" "$(jget "$R" counters by_kind block-merchant)" 1
 	ok "authctl risk show: mode on, 7 verdicts"
 else
-	echo "note: authctl risk show not served yet (ctl.c: dp_risk_json)"
+	note "authctl risk show not served yet (ctl.c: dp_risk_json)"
 fi
 
-authd_stop
-eq "exit status" "$AUTHD_STATUS" 0
+authd_stop_ok
 SUMMARY=$(grep "risk: consumed" "$AUTHD_LOG") || fail "no risk summary at exit"
 case "$SUMMARY" in
 *" dropped 0 "*"verdicts 7 (freeze-user 5 lower-limit 0 user-score 0 block-merchant 1 merchant-score 1) applied 7 unchanged 0 failed 0 shadow 0 "*) ;;
@@ -250,8 +213,7 @@ if U=$(authctl --json user show $V 2>/dev/null); then
 else
 	ok "restart from the journal: merchant $MX blocked (users added by authctl are not journaled yet)"
 fi
-authd_stop
-eq "exit status" "$AUTHD_STATUS" 0
+authd_stop_ok "after the restart"
 
 # --- shadow: the same script A logs and acts on nothing ----------------------------
 authd_start --keys "$KEYS" --clock "fixed:$T0" --risk shadow ||

@@ -29,71 +29,36 @@
 # Needs root (ip netns, losetup, mount, blkio cgroup): exit 77 without.
 set -u
 
-AUTHD=${1:?usage: test_slow_disk.sh AUTHD AUTHCTL AUTHDB AUTHGEN AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHGEN=${4:?}
-AUTHJOURNAL=${5:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHGEN AUTHJOURNAL" "$@"
 THROTTLE=/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device
 IOPS=${SLOW_DISK_IOPS:-20}
 USERS=20000
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
+lib_need_root
 if [ ! -w "$THROTTLE" ] || ! command -v losetup >/dev/null ||
 	! command -v mkfs.ext4 >/dev/null; then
-	echo "SKIP: needs the blkio cgroup's write throttle ($THROTTLE), losetup, mkfs.ext4"
-	exit 77
+	skip "needs the blkio cgroup's write throttle ($THROTTLE), losetup, mkfs.ext4"
 fi
-
-NETNS_TAG=sld
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-# shellcheck source=hardening.sh
-. "$HERE/hardening.sh"
-TMP=$(mktemp -d /tmp/authd-slowdisk.XXXXXX)
-LOOP=
+lib_init sld
 MNT=$TMP/mnt
-MOUNTED=
-DEVNO=
-cleanup() {
-	local rc=$?
-	netns_cleanup
-	hd_cleanup
-	[ -n "$DEVNO" ] && echo "$DEVNO 0" >"$THROTTLE" 2>/dev/null
-	[ -n "$MOUNTED" ] && umount "$MNT"
-	[ -n "$LOOP" ] && losetup -d "$LOOP"
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600
 KEYS=$TMP/keys.ini
 
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-
 truncate -s 256M "$TMP/disk.img"
 LOOP=$(losetup -f --show "$TMP/disk.img") || fail "losetup"
+lib_on_exit losetup -d "$LOOP"
 mkfs.ext4 -q "$LOOP" || fail "mkfs.ext4 $LOOP"
 mkdir "$MNT" && mount "$LOOP" "$MNT" || fail "mount $LOOP"
-MOUNTED=1
+lib_on_exit umount "$MNT"
 DEVNO=$(lsblk -dno MAJ:MIN "$LOOP" | tr -d ' ')
+lib_on_exit sh -c "echo '$DEVNO 0' >'$THROTTLE'"
 slow() { echo "$DEVNO $IOPS" >"$THROTTLE"; }
 fast() { echo "$DEVNO 0" >"$THROTTLE"; }
 
 netns_up || fail "cannot create the namespaces"
-keys_file "$KEYS" 1 1 "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keys_file "$KEYS" 1 1 "$(lib_random_key)"
 "$AUTHDB" gen --users "$USERS" --seed 8 --now "$T0" --out "$TMP/base.snap" >/dev/null ||
 	fail "authdb gen"
 
@@ -152,8 +117,7 @@ finish() { # finish LABEL JOURNAL: the live state, limits, stop, checks
 	authctl snapshot save "$TMP/$1.snap" >/dev/null || fail "$1: snapshot save"
 	hd_stats "$TMP/$1.stats"
 	approved=$(hd_json "$TMP/$1.stats" total status approved)
-	authd_stop
-	[ "$AUTHD_STATUS" = 0 ] || fail "$1: authd exited $AUTHD_STATUS"
+	authd_stop_ok "$1"
 	check_run "$1" "$2" "$approved"
 }
 
@@ -222,7 +186,7 @@ print("ok - --ack async on the slow disk: %d datagrams answered BUSY (ring full,
 if full == 0 or busy == 0:
     sys.exit("FAIL: the ledger ring never filled: no BUSY")
 PY
-echo "    $(fsync_figures)"
+note "$(fsync_figures)"
 fast
 for _ in $(seq 300); do
 	[ "$(ledger lag)" = 0 ] && break
