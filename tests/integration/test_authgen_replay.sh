@@ -8,7 +8,8 @@
 # 2. authgen --record --record-answers: 5,000 records in datagrams of 1..16,
 #    2 streams, window 8, every op, duplicates, malformed records and early
 #    reversals. Every frame is in the pcap: requests == datagrams sent,
-#    answers == datagrams answered.
+#    answers == datagrams answered, counted by the recorder and by reading
+#    the file here (perf/authgen_pcap_test.c tests the recorder's ring).
 # 3. A fresh authd from the same snapshot and clock; authgen --replay --max:
 #    every request re-addressed, re-sequenced, re-tagged with the current
 #    key (a new one: the recording's key is not needed), and every answer
@@ -52,11 +53,32 @@ def clean(r):
               "wrong_ids", "tx_full"):
         need(r[c] == 0, "%s = %d" % (c, r[c]))
 
-def record(path, count):
+def pcap_frames(path):
+    """(frames to port 7711, frames from it) in a ns pcap, read here."""
+    b = open(path, "rb").read()
+    need(struct.unpack("<I", b[0:4])[0] == 0xa1b23c4d, "not a ns pcap")
+    to = frm = 0
+    off = 24
+    while off + 16 <= len(b):
+        caplen = struct.unpack("<I", b[off + 8:off + 12])[0]
+        frame = off + 16
+        sport, dport = struct.unpack(">HH", b[frame + 34:frame + 38])
+        to += dport == 7711
+        frm += sport == 7711
+        off = frame + caplen
+    return to, frm
+
+def record(path, count, pcap):
     r = load(path)
     clean(r)
     need(r["records_answered"] == count, "answered %d" % r["records_answered"])
     rec = r["record"]
+    # The file read here, the recorder's counts and the sender's: a frame
+    # miscounted by the recorder and one recorded but never sent differ.
+    to, frm = pcap_frames(pcap)
+    need(to == rec["requests"] and frm == rec["answers"],
+         "the pcap holds %d requests and %d answers, the recorder counted "
+         "%d and %d" % (to, frm, rec["requests"], rec["answers"]))
     need(rec["requests"] == r["dgrams_sent"],
          "pcap requests %d, sent %d" % (rec["requests"], r["dgrams_sent"]))
     need(rec["answers"] == r["dgrams_answered"],
@@ -192,7 +214,7 @@ run rec "$ENV_DIR/rec.json" "$ENV_DIR/rec.txt" "$ENV_DIR/keys1.ini" -- \
 rc=$?
 cat "$ENV_DIR/rec.txt"
 [ $rc = 0 ] || fail "authgen --record exited $rc"
-check record "$ENV_DIR/rec.json" $COUNT || fail "recording"
+check record "$ENV_DIR/rec.json" $COUNT "$PCAP" || fail "recording"
 
 # 3. Replay against a fresh authd, with another key.
 env_keys "$ENV_DIR/keys2.ini" 1
