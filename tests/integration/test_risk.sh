@@ -41,16 +41,26 @@ V=32001       # the user whose limit is raised
 C0=33000      # crowd users 33001..33004 on device 0xc0ffee
 
 # drive < STEPS: "clock T" (authctl clock set T) or "pay USER YUAN MERCHANT
-# DEVICE" (one authorization; prints "REASON RISK_SCORE"). After each
-# payment it waits 50 ms: the risk worker acts asynchronously, and a
-# verdict is meant for the next payment.
+# DEVICE" (one authorization; prints "REASON RISK_SCORE"). The risk worker
+# acts asynchronously, and a verdict is meant for the next payment: after
+# each payment it waits until the worker has consumed that payment's
+# decision record (`authctl risk show`: counters.consumed; it applies and
+# logs a record's verdicts before it counts it), however slow the machine
+# (at most 30 s, then RISK_TIMEOUT).
 drive() {
 	in_client python3 - "$IP_D" "$K1" "$AUTHCTL" "$AUTHD_SOCK" "$HERE" <<'EOF'
-import subprocess, sys, time
+import json, subprocess, sys, time
 server, key, authctl, sock, here = sys.argv[1:6]
 sys.path.insert(0, here)
 from authclient import Client
 c = Client(server, gateway=1, key_id=1, key=bytes.fromhex(key), timeout=5.0)
+
+def consumed():
+    out = subprocess.run([authctl, "-s", sock, "--json", "risk", "show"],
+                         check=True, stdout=subprocess.PIPE).stdout
+    return json.loads(out)["counters"]["consumed"]
+
+want = consumed()
 for line in open("/dev/fd/3"):
     w = line.split()
     if not w:
@@ -63,9 +73,15 @@ for line in open("/dev/fd/3"):
                         device=int(w[4], 0))
         if a is None:
             print("NO_ANSWER -1", flush=True)
-        else:
-            print(a["reason_name"], a["risk_score"], flush=True)
-        time.sleep(0.05)
+            continue
+        want += 1
+        end = time.monotonic() + 30
+        while consumed() < want:
+            if time.monotonic() > end:
+                print("RISK_TIMEOUT -1", flush=True)
+                sys.exit(1)
+            time.sleep(0.005)
+        print(a["reason_name"], a["risk_score"], flush=True)
 EOF
 }
 
@@ -162,7 +178,6 @@ GOT=$(for r in 0 1 2; do
 	done
 done | drive 3<&0 | sort | uniq -c | tr -s ' ')
 eq "D: answers" "$GOT" " 18 APPROVED 0"
-sleep 0.2
 VERDICTS=$(grep -c "risk: verdict" "$AUTHD_LOG")
 for i in 7 8 9 10 11 12; do
 	grep -q "risk: .*verdict .* user $((O0 + i)) " "$AUTHD_LOG" &&
