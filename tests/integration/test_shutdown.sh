@@ -124,6 +124,8 @@ if command -v gdb >/dev/null 2>&1; then
 	start
 	load
 	await_traffic
+	# gdb holds authd at the breakpoint until the test has sent the second
+	# SIGTERM ($TMP/sent, at most 30 s), whatever the machine's speed.
 	lib_bg GDB_PID gdb -p "$AUTHD_PID" -batch -nx \
 		-ex 'handle SIGTERM nostop noprint pass' \
 		-ex 'handle SIGINT nostop noprint pass' \
@@ -131,7 +133,7 @@ if command -v gdb >/dev/null 2>&1; then
 		-ex 'shell touch '"$TMP/gdb-ready" \
 		-ex continue \
 		-ex 'shell touch '"$TMP/held" \
-		-ex 'shell sleep 1' \
+		-ex 'shell for i in $(seq 300); do [ -e '"$TMP/sent"' ] && break; sleep 0.1; done' \
 		-ex detach -ex quit >"$TMP/gdb.log" 2>&1
 	for i in $(seq 1 300); do
 		[ -e "$TMP/gdb-ready" ] && break
@@ -148,6 +150,7 @@ if command -v gdb >/dev/null 2>&1; then
 		kill -0 "$AUTHD_PID" || fail "authd gone while held"
 		# Pending while held; delivered when gdb detaches and authd runs on.
 		kill -TERM "$AUTHD_PID"
+		touch "$TMP/sent"
 		authd_wait
 		for i in $(seq 1 50); do
 			kill -0 $GDB_PID 2>/dev/null || break
