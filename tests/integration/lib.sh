@@ -105,6 +105,11 @@
 #                        prints "USERS OVER" (OVER: users beyond it even
 #                        with their temporary quota), status 1 when OVER > 0
 #   hd_journal_kinds DIR records of a journal by kind: "KIND COUNT" lines
+#   hd_wait_rx_quiet [S] wait (at most S s, default 20) until authd's
+#                        receive path is quiet: the kernel's rx_packets of
+#                        its interface, DPDK's ipackets and authd's rx_pkts
+#                        unchanged between two polls, and authd's count
+#                        equal to DPDK's (hd_rx_counts prints the three)
 # shellcheck disable=SC2034 # variables are for the tests that source this
 
 HERE=${HERE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
@@ -570,4 +575,26 @@ sys.exit(0 if u["available_fen"] >= 0 else 1)' || over=$((over + 1))
 
 hd_journal_kinds() {
 	"$AUTHJOURNAL" dump "$1" | awk '{ n[$3]++ } END { for (k in n) print k, n[k] }' | sort
+}
+
+# "kernel-rx dpdk-ipackets authd-rx_pkts" of our authd, now.
+hd_rx_counts() {
+	local k d a
+	k=$(hd_ifstat "$NS_D" "$IF_D" rx_packets) || return 1
+	d=$(hd_tele "/ethdev/stats,0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["/ethdev/stats"]["ipackets"])') || return 1
+	a=$(authctl --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["counters"]["rx_pkts"])') || return 1
+	echo "$k $d $a"
+}
+
+hd_wait_rx_quiet() { # hd_wait_rx_quiet [SECONDS]
+	local n=$((${1:-20} * 10)) prev='' now k d a
+	while [ "$n" -gt 0 ]; do
+		now=$(hd_rx_counts) || return 1
+		read -r k d a <<<"$now"
+		[ "$now" = "$prev" ] && [ "$d" = "$a" ] && return 0
+		prev=$now
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
 }

@@ -177,7 +177,8 @@ ip -n "$NS_C" neigh replace "$IP_D" lladdr "$MAC_D" dev "$IF_C" nud permanent
 sample a0
 hostile exact "$TMP/exact.json" --count "$COUNT" --pps "$PPS" ||
 	fail "hostile.py exact"
-sleep 0.5
+# every frame on its way taken and counted (not a fixed wait)
+hd_wait_rx_quiet 20 || fail "authd's receive counters did not settle: $(hd_rx_counts)"
 sample a1
 compare exact a0 a1 "$TMP/exact.json" || fail "hostile frames not counted by cause"
 ok "hostile frames: every cause counted as sent, only ARP/ICMP answered as the protocol says, $(hd_json "$TMP/exact.json" answered) valid datagrams answered"
@@ -190,7 +191,7 @@ sleep 0.3
 gen busy --duration 2 --timeout 250
 lib_wait "$FLOOD" || fail "hostile.py flood"
 FLOOD=
-sleep 0.5
+hd_wait_rx_quiet 20 || fail "authd's receive counters did not settle: $(hd_rx_counts)"
 sample b1
 compare flood b0 b1 "$TMP/flood.json" "$TMP/busy.json" || fail "flood not counted by cause"
 python3 - "$TMP/busy.json" "$G" <<'PY' || fail "good traffic under the flood"
