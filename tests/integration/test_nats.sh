@@ -275,7 +275,10 @@ ok "killed while exporting a backlog of $LAG after seq $POS0 (acked $A when last
 OUT=$(ops 2 4) || fail "load 4: $OUT"
 note "load 4: $OUT"
 authctl clock set $((T0 + 8 * 86400)) >/dev/null || fail "clock set"
-sleep 2
+# the timer releases every hold now past its expiry (EXPIRE records)
+no_timer_pending() { [ "$(stat ledger timer_pending)" = 0 ]; }
+lib_wait_for 60 no_timer_pending ||
+	fail "holds still in the timer wheel 60 s after the clock moved past them: $(stat ledger timer_pending)"
 OUT=$(ops 1 5) || fail "load 5: $OUT"
 note "load 5 (8 days later): $OUT"
 wait_caught_up 30
