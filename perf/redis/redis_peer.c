@@ -14,9 +14,10 @@
  * are that many concurrent clients.
  *
  * Latency of a request: from when it was appended to when its reply was
- * parsed, as the client sees it (time waiting in a batch included), in a
- * log-linear histogram: exact below 64 ns, then 64 buckets per power of
- * two (error < 1.6%); percentiles report the bucket's upper bound.
+ * parsed, as the client sees it (time waiting in a batch included), in
+ * perf/hist.h's log-linear histogram (perf_hist, as authgen's): exact below
+ * 256 ns, then 128 buckets per power of two (error < 0.8%); percentiles
+ * report the bucket's upper bound, never above the exact maximum.
  *
  * Timeline: every connection starts at once; replies during the first
  * warmup_s are not measured, then `seconds` are; then no new requests, and
@@ -50,12 +51,12 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "hist.h"
+
 #define PERF_PIPELINE_MAX 1024
 #define PERF_CONNS_MAX    256 /* request ids carry 8 bits of it */
 #define PERF_THREADS_MAX  64
 #define PERF_RECENT_MAX   1024 /* answered requests kept for retries */
-#define PERF_HIST_SUB     6    /* 2^6 buckets per power of two */
-#define PERF_HIST_BUCKETS ((64 - PERF_HIST_SUB + 1) << PERF_HIST_SUB)
 #define PERF_GATEWAY_ID   1
 #define PERF_SUM_STEP     10000 /* users summed per EVAL */
 #define PERF_RUN_MAX      0xffff
@@ -138,13 +139,6 @@ struct perf_counts {
 	int64_t approved_fen;
 };
 
-struct perf_lat {
-	uint64_t count;
-	uint64_t sum_ns;
-	uint64_t max_ns;
-	uint64_t bucket[PERF_HIST_BUCKETS];
-};
-
 /* One connection: its requests in flight, oldest at head. */
 struct perf_conn {
 	redisContext *rc;     /* non-blocking during the run */
@@ -173,7 +167,7 @@ struct perf_worker {
 	unsigned recent_next;
 	struct perf_counts all;    /* every reply, for the final check */
 	struct perf_counts window; /* replies inside the measured window */
-	struct perf_lat lat;       /* latencies inside the window */
+	struct perf_hist lat;      /* latencies inside the window, ns */
 	unsigned reported;         /* wrong answers printed (the first only) */
 	char err[PERF_ERR_MAX];
 	pthread_t thread;
@@ -251,77 +245,6 @@ static uint64_t
 perf_below(uint64_t *state, uint64_t n)
 {
 	return (uint64_t)(((unsigned __int128)perf_rand(state) * n) >> 64);
-}
-
-/* Latency histogram ------------------------------------------------------- */
-
-static unsigned
-perf_hist_index(uint64_t v)
-{
-	unsigned k;
-
-	if (v < (1u << PERF_HIST_SUB))
-		return (unsigned)v;
-	k = 63 - (unsigned)__builtin_clzll(v);
-	return ((k - PERF_HIST_SUB + 1) << PERF_HIST_SUB) +
-	       (unsigned)((v >> (k - PERF_HIST_SUB)) &
-			  ((1u << PERF_HIST_SUB) - 1));
-}
-
-/* The smallest value that falls in bucket i. */
-static uint64_t
-perf_hist_low(unsigned i)
-{
-	unsigned k, sub;
-
-	if (i < (1u << PERF_HIST_SUB))
-		return i;
-	if (i >= PERF_HIST_BUCKETS)
-		return UINT64_MAX;
-	k = (i >> PERF_HIST_SUB) + PERF_HIST_SUB - 1;
-	sub = i & ((1u << PERF_HIST_SUB) - 1);
-	return ((uint64_t)(1u << PERF_HIST_SUB) + sub) << (k - PERF_HIST_SUB);
-}
-
-static void
-perf_lat_add(struct perf_lat *l, uint64_t ns)
-{
-	l->count++;
-	l->sum_ns += ns;
-	if (ns > l->max_ns)
-		l->max_ns = ns;
-	l->bucket[perf_hist_index(ns)]++;
-}
-
-static void
-perf_lat_merge(struct perf_lat *to, const struct perf_lat *from)
-{
-	to->count += from->count;
-	to->sum_ns += from->sum_ns;
-	if (from->max_ns > to->max_ns)
-		to->max_ns = from->max_ns;
-	for (unsigned i = 0; i < PERF_HIST_BUCKETS; i++)
-		to->bucket[i] += from->bucket[i];
-}
-
-/* The q-quantile (0 < q <= 1): upper bound of its bucket, capped at max. */
-static uint64_t
-perf_lat_quantile(const struct perf_lat *l, double q)
-{
-	uint64_t rank = (uint64_t)ceil(q * (double)l->count), seen = 0;
-
-	if (l->count == 0)
-		return 0;
-	if (rank == 0)
-		rank = 1;
-	for (unsigned i = 0; i < PERF_HIST_BUCKETS; i++) {
-		seen += l->bucket[i];
-		if (seen >= rank) {
-			uint64_t hi = perf_hist_low(i + 1) - 1;
-			return hi < l->max_ns ? hi : l->max_ns;
-		}
-	}
-	return l->max_ns;
 }
 
 /* Answers ---------------------------------------------------------------- */
@@ -484,7 +407,7 @@ perf_take(struct perf_worker *w, struct perf_conn *c, redisReply *reply,
 			a.approved, a.available_fen, a.reason, a.dup);
 	if (now >= w->t_measure_ns && now < w->t_end_ns) {
 		perf_judge(&w->window, r, &a);
-		perf_lat_add(&w->lat, now - r->t_ns);
+		perf_hist_record(&w->lat, now - r->t_ns);
 	}
 	if (!r->retry)
 		perf_remember(w, r, &a);
@@ -995,7 +918,7 @@ perf_parse_args(int argc, char **argv, struct perf_cfg *cfg, bool *help)
 struct perf_result {
 	struct perf_counts all;
 	struct perf_counts window;
-	struct perf_lat lat;
+	struct perf_hist lat;
 	double measured_s;
 	struct perf_server before;
 	struct perf_server after;
@@ -1050,6 +973,7 @@ perf_workers_open(const struct perf_cfg *cfg, const char *sha, uint64_t run)
 		w[i].sha = sha;
 		w[i].run_id = run;
 		w[i].rng = perf_rand(&(uint64_t){cfg->seed + i});
+		perf_hist_init(&w[i].lat);
 		snprintf(w[i].retain, sizeof(w[i].retain), "%u", cfg->retain_s);
 		w[i].nconn = cfg->conns / cfg->threads +
 			     (i < cfg->conns % cfg->threads);
@@ -1119,7 +1043,7 @@ perf_run_workers(const struct perf_cfg *cfg, struct perf_worker *w,
 				 w[i].err);
 		perf_counts_add(&res->all, &w[i].all);
 		perf_counts_add(&res->window, &w[i].window);
-		perf_lat_merge(&res->lat, &w[i].lat);
+		perf_hist_merge(&res->lat, &w[i].lat);
 	}
 	res->measured_s = cfg->seconds;
 	return res->err[0] ? -EIO : 0;
@@ -1206,18 +1130,17 @@ perf_json_counts(const struct perf_counts *k)
 }
 
 static json_t *
-perf_json_latency(const struct perf_lat *l)
+perf_json_latency(const struct perf_hist *l)
 {
 	return json_pack(
 		"{s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "count",
-		(json_int_t)l->count, "mean_ns",
-		l->count ? (double)l->sum_ns / (double)l->count : 0.0,
-		"p50_ns", (json_int_t)perf_lat_quantile(l, 0.50), "p90_ns",
-		(json_int_t)perf_lat_quantile(l, 0.90), "p99_ns",
-		(json_int_t)perf_lat_quantile(l, 0.99), "p999_ns",
-		(json_int_t)perf_lat_quantile(l, 0.999), "p9999_ns",
-		(json_int_t)perf_lat_quantile(l, 0.9999), "max_ns",
-		(json_int_t)l->max_ns);
+		(json_int_t)l->count, "mean_ns", perf_hist_mean(l),
+		"p50_ns", (json_int_t)perf_hist_quantile(l, 0.50), "p90_ns",
+		(json_int_t)perf_hist_quantile(l, 0.90), "p99_ns",
+		(json_int_t)perf_hist_quantile(l, 0.99), "p999_ns",
+		(json_int_t)perf_hist_quantile(l, 0.999), "p9999_ns",
+		(json_int_t)perf_hist_quantile(l, 0.9999), "max_ns",
+		(json_int_t)l->max);
 }
 
 static json_t *
@@ -1290,7 +1213,7 @@ perf_emit(const struct perf_cfg *cfg, json_t *root)
 static void
 perf_summary(const struct perf_cfg *cfg, const struct perf_result *res)
 {
-	const struct perf_lat *l = &res->lat;
+	const struct perf_hist *l = &res->lat;
 
 	fprintf(stderr, "perf_redis_peer: P=%u conns=%u threads=%u: %.0f "
 		"ops/s; latency "
@@ -1298,9 +1221,9 @@ perf_summary(const struct perf_cfg *cfg, const struct perf_result *res)
 		" approved, %" PRIu64 " declined, %" PRIu64 " unknown user; "
 		"check %s\n", cfg->pipeline, cfg->conns, cfg->threads,
 		(double)res->window.ops / res->measured_s,
-		perf_lat_quantile(l, 0.5) / 1e3,
-		perf_lat_quantile(l, 0.99) / 1e3,
-		perf_lat_quantile(l, 0.999) / 1e3, res->all.approved,
+		perf_hist_quantile(l, 0.5) / 1e3,
+		perf_hist_quantile(l, 0.99) / 1e3,
+		perf_hist_quantile(l, 0.999) / 1e3, res->all.approved,
 		res->all.declined_credit, res->all.unknown_user,
 		!res->checked ? "skipped" : res->check_ok ? "ok" : "FAILED");
 }
@@ -1348,6 +1271,7 @@ perf_measure(const struct perf_cfg *cfg)
 
 	if (!rc)
 		return 1;
+	perf_hist_init(&res.lat);
 	perf_redis_version(rc, version, sizeof(version));
 	if (perf_prepare(cfg, rc, sha, sizeof(sha), &run, &res))
 		goto out;
