@@ -6,8 +6,8 @@
  *  - codec: parse and validate a datagram in place, write the answer in place;
  *  - auth_decide(): pure; one request record plus the state it reads in, the
  *    answer plus an effect (struct lim_effect) out; no I/O, clock or globals;
- *  - auth_exec(): the per-record driver used by the dataplane and the tests:
- *    looks the state up, locks the user, decides, applies the effect.
+ *  - auth_exec_one(): the per-record driver used by the dataplane and the
+ *    tests: looks the state up, locks the user, decides, applies the effect.
  */
 #ifndef AUTH_H
 #define AUTH_H
@@ -362,7 +362,7 @@ int64_t auth_available(const struct lim_user *u, const struct lim_user_ext *x,
 /* ------------------------------------------------------------------------ */
 /* Execution: decide and apply one record against a database                 */
 
-/* What auth_exec() did with a record, for counters. */
+/* What auth_exec_one() did with a record, for counters. */
 enum auth_exec_rc {
 	AUTH_EXEC_ANSWERED = 0,  /* answer only (MALFORMED, BUSY, DUPLICATE) */
 	AUTH_EXEC_RECORDED,      /* an effect was applied; see *eff */

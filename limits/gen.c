@@ -9,7 +9,7 @@
  * are integer tables (no floating point: the base must be the same on every
  * machine and money is never a double):
  *
- * - ids: a seeded permutation of 1 .. 2^63-1 (see user_perm()), so they are
+ * - ids: a seeded permutation of 1 .. 2^63-1 (lim_gen_user_id()), so they are
  *   unique, spread over the range and fit a signed 64-bit column;
  * - tiers: 32% new users in tiers 0-1, 58% in 2-4, 10% in 5-7;
  * - limits: a log-normal-like table of round amounts from 500 to 50,000

@@ -614,7 +614,8 @@ struct gen_recorder;
 struct gen_replay;
 
 /* Throughput over time: one sample per second (or per 2^k s, see
- * gen_sample_push()). Counts are of the interval; records unless named. */
+ * sample_push() in authgen_report.c). Counts are of the interval; records
+ * unless named. */
 struct gen_sample {
 	double t_s;              /* end of the interval, s since the start */
 	double dt_s;

@@ -225,9 +225,18 @@ finish_checksums(uint8_t *frame, uint32_t len)
 	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 }
 
+/*
+ * Copy a frame into the worker's ring and publish it. Everything the writer
+ * reads of the slot (timestamp, length, kind, bytes, finished checksums) is
+ * written before the release store of head: the writer may take the slot
+ * the moment head moves, and a field written after that is read half-made
+ * (an answer counted as a request, a request written with the pseudo-header
+ * checksum of TX offload). perf/authgen_pcap_test.c checks it.
+ */
 static void
 record_frame(struct gen_recorder *r, unsigned worker, const void *frame,
-	     uint32_t len, uint64_t ts_ns, struct gen_stats *st)
+	     uint32_t len, uint64_t ts_ns, bool answer, bool offload,
+	     struct gen_stats *st)
 {
 	struct gen_rec_ring *q = &r->ring[worker];
 	struct gen_rec_slot *s;
@@ -242,8 +251,10 @@ record_frame(struct gen_recorder *r, unsigned worker, const void *frame,
 	s = &q->slot[q->head & (GEN_REC_RING - 1)];
 	s->ts_ns = ts_ns;
 	s->len = len;
-	s->answer = 0;
+	s->answer = answer;
 	memcpy(s->data, frame, len);
+	if (offload)
+		finish_checksums(s->data, len);
 	ST(q->head, q->head + 1);
 }
 
@@ -251,10 +262,7 @@ void
 gen_record_answer(struct gen_recorder *r, unsigned worker, const void *frame,
 		  uint32_t len, uint64_t ts_ns, struct gen_stats *st)
 {
-	struct gen_rec_ring *q = &r->ring[worker];
-
-	record_frame(r, worker, frame, len, ts_ns, st);
-	q->slot[(q->head - 1) & (GEN_REC_RING - 1)].answer = 1;
+	record_frame(r, worker, frame, len, ts_ns, true, false, st);
 }
 
 void
@@ -262,12 +270,7 @@ gen_record_request(struct gen_recorder *r, unsigned worker, const void *frame,
 		   uint32_t len, uint64_t ts_ns, bool offload,
 		   struct gen_stats *st)
 {
-	struct gen_rec_ring *q = &r->ring[worker];
-
-	record_frame(r, worker, frame, len, ts_ns, st);
-	if (offload)
-		finish_checksums(q->slot[(q->head - 1) & (GEN_REC_RING - 1)].data,
-				 len);
+	record_frame(r, worker, frame, len, ts_ns, false, offload, st);
 }
 
 int

@@ -5,6 +5,9 @@
 #   env_init BUILD_DIR [TAG]  find the programs in BUILD_DIR, make a private
 #                             work directory ($ENV_DIR) and a unique prefix
 #                             ($ENV_TAG: TAG + pid); installs the EXIT trap
+#                             (not with ENV_TRAP=0: the caller's trap then
+#                             calls env_stop_all, as tests/integration/lib.sh)
+#   env_stop_all              what the EXIT trap does, without exiting
 #   env_keys FILE [GATEWAY]   a keys file with a random key (mode 0600);
 #                             sets ENV_KEY (hex) and ENV_GATEWAY
 #   env_authd_memif NAME SNAPSHOT KEYS [authd options...]
@@ -68,13 +71,16 @@ env_init() {
 		[ -x "$p" ] || env_die "$p is missing: build first"
 	done
 	ENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/authd-$ENV_TAG.XXXXXX")
-	trap env_cleanup EXIT
-	trap 'exit 130' INT TERM
+	if [ "${ENV_TRAP:-1}" != 0 ]; then
+		trap env_cleanup EXIT
+		trap 'exit 130' INT TERM
+	fi
 }
 
-# Stop whatever is still running (by PID), remove our runtime directories.
-env_cleanup() {
-	local rc=$? i
+# Stop whatever is still running (by PID), remove our runtime directories
+# and, unless ENV_KEEP=1, the work directory.
+env_stop_all() {
+	local i
 	for i in "${!ENV_PIDS[@]}"; do
 		local pid=${ENV_PIDS[$i]}
 		[ -n "$pid" ] || continue
@@ -96,6 +102,11 @@ env_cleanup() {
 	else
 		rm -rf "$ENV_DIR"
 	fi
+}
+
+env_cleanup() {
+	local rc=$?
+	env_stop_all
 	exit "$rc"
 }
 

@@ -1,7 +1,7 @@
 /*
  * lim_fixture.h - shared test helpers: times in UTC+8, a small database with
- * a few users, merchants, groups and funders, a request builder, auth_exec
- * through the user table, the hold-expiry timer, and a full-state snapshot
+ * a few users, merchants, groups and funders, a request builder,
+ * auth_exec_one() through the user table, the hold-expiry timer, and a full-state snapshot
  * with exact comparison and money invariants.
  *
  * Header-only (each test is one executable). The calling thread must be a

@@ -15,7 +15,7 @@
  *   again by auth_keyring_find(), each with 1 or 2 keys of distinct ids
  *   and at most AUTH_SOURCES_MAX source ranges without host bits.
  *
- * Seeds (corpus/keys): files as authd-env.sh, netns.sh and
+ * Seeds (corpus/keys): files as authd-env.sh, tests/integration/lib.sh and
  * `authctl keys rotate` write them, allow lists, and the refusals
  * tests/unit/test_keys.c checks.
  */

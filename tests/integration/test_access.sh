@@ -25,70 +25,35 @@
 # Needs root (ip netns, other users): exit 77 (skipped) without.
 set -u
 
-AUTHD=${1:?usage: test_access.sh AUTHD AUTHCTL AUTHDB AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHJOURNAL=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT=$HERE/authclient.py
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHJOURNAL" "$@"
 NOBODY=65534
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1 ||
-	! command -v setpriv >/dev/null; then
-	echo "SKIP: needs root, ip netns and setpriv"
-	exit 77
-fi
-
-NETNS_TAG=acc
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-access.XXXXXX)
+lib_need_root
+lib_need_cmd setpriv
+lib_init acc
 chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-	local rc=$? p
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
-	done
-	netns_cleanup
-	rm -rf "$TMP" "/var/run/dpdk/acc-keys$$" /tmp/dpdk/acc-nobody$$
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lib_prefix KPREFIX keys        # start-up refusals (net_null)
+NPREFIX=$AUTHD_PREFIX-nobody   # authd run as nobody: its runtime directory
+lib_on_exit rm -rf "/tmp/dpdk/$NPREFIX"
 
 T0=1764057600
-K1=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-K2=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-K3=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+K1=$(lib_random_key)
+K2=$(lib_random_key)
+K3=$(lib_random_key)
 IP_C2=10.213.0.3
 
-fail() {
-	echo "FAIL: $*" >&2
-	[ -f "$AUTHD_LOG" ] && { echo "--- authd log (last 20 lines)" >&2; tail -n 20 "$AUTHD_LOG" >&2; }
-	exit 1
-}
-ok() { echo "ok - $*"; }
 as_user() { # as_user UID CMD...
 	local u=$1
 	shift
 	setpriv --reuid "$u" --regid "$u" --clear-groups "$@"
-}
-jget() {
-	python3 - "$@" <<'PY'
-import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, bool)) or v is None else v)
-PY
 }
 
 # --- 1. the keys file at start --------------------------------------------------
 (umask 077 && printf '[gateway 1]\nkey.1 = %s\n' "$K1" >"$TMP/keys.ini")
 refused() { # refused KEYS EXPECTED-TEXT: authd must stop at start, saying it
 	local out rc
-	out=$("$AUTHD" --no-huge --no-pci -m 64 --file-prefix "acc-keys$$" -l 0 \
+	out=$("$AUTHD" --no-huge --no-pci -m 64 --file-prefix "$KPREFIX" -l 0 \
 		--vdev net_null0 --log-level=lib.eal:error -- --port net_null0 \
 		--ip 10.0.0.1 --keys "$1" 2>&1 </dev/null)
 	rc=$?
@@ -197,8 +162,7 @@ NP2=$(jget "$(authctl --json risk show)" config near-pct 2>/dev/null ||
 	authctl --json risk show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("thresholds", d.get("config", {}))["near-pct"])')
 [ "$NP2" = "$NP" ] || fail "risk set applied near-pct=95 ($NP -> $NP2) although the request was refused: $OUT"
 ok "risk set near-pct=95 no-such-key=1 refused ($(tail -1 <<<"$OUT" | sed 's/^authctl: //')), near-pct still $NP"
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS"
+authd_stop_ok
 netns_down
 
 # --- 4. uids in the journal --------------------------------------------------------
@@ -207,15 +171,16 @@ mkdir -m 700 "$N" && chown "$NOBODY:$NOBODY" "$N"
 as_user $NOBODY sh -c "umask 077; printf '[gateway 1]\nkey.1 = %s\n' $K1 >$N/keys.ini" ||
 	fail "nobody's keys file"
 AUTHD_LOG=$N/authd.log
+lib_log authd "$AUTHD_LOG"
 # setpriv execs authd: $! is authd's pid (a shell function would fork).
-setpriv --reuid $NOBODY --regid $NOBODY --clear-groups "$AUTHD" --no-huge --no-pci -m 128 --file-prefix "acc-nobody$$" -l 0 \
+lib_bg NPID setpriv --reuid $NOBODY --regid $NOBODY --clear-groups "$AUTHD" \
+	--no-huge --no-pci -m 128 --file-prefix "$NPREFIX" -l 0 \
 	--vdev "net_memif0,role=server,socket=$N/memif.sock" --log-level=lib.eal:error -- \
 	--port net_memif0 --ip 10.0.0.1 --keys "$N/keys.ini" --journal "$N/journal" \
-	--ctl "$N/ctl.sock" --clock "fixed:$T0" >"$AUTHD_LOG" 2>&1 &
-PIDS+=($!)
+	--ctl "$N/ctl.sock" --clock "fixed:$T0" >"$AUTHD_LOG" 2>&1
 for _ in $(seq 300); do
 	[ -S "$N/ctl.sock" ] && break
-	kill -0 "${PIDS[-1]}" 2>/dev/null || fail "authd as nobody did not start"
+	kill -0 "$NPID" 2>/dev/null || fail "authd as nobody did not start"
 	sleep 0.1
 done
 [ "$(stat -c '%a %u' "$N/ctl.sock")" = "600 $NOBODY" ] || fail "socket of nobody's authd: $(stat -c '%a %u' "$N/ctl.sock")"
@@ -231,10 +196,8 @@ rctl user set 7 --limit 300
 rctl funder set 1 --quota 2000000
 OUT=$(as_user 1 "$AUTHCTL" -s "$N/ctl.sock" user set 7 --limit 1 2>&1) && fail "uid 1 changed a user"
 grep -q "Permission denied" <<<"$OUT" || fail "uid 1: $OUT"
-kill -TERM "${PIDS[-1]}"
-wait "${PIDS[-1]}"
-rc=$?
-PIDS=()
+rc=0
+lib_stop "$NPID" TERM || rc=$?
 [ "$rc" = 0 ] || fail "authd as nobody exited $rc on SIGTERM"
 "$AUTHJOURNAL" dump "$N/journal" | awk '{ print $3, $5, $7 }' >"$TMP/uids.txt"
 want="USER_SET 7 $NOBODY

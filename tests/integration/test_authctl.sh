@@ -14,27 +14,13 @@
 # Needs root (ip netns). Exit 77 (ctest SKIP) without it.
 set -u
 
-AUTHD=${1:?usage: test_authctl.sh AUTHD AUTHCTL [AUTHDB]}
-AUTHCTL=${2:?}
-AUTHDB=${3:-}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL [AUTHDB]" "$@"
+lib_need_root
+lib_init ctl
 CLIENT=$HERE/authclient.py
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=ctl
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authctl-test.XXXXXX)
-cleanup() {
-	netns_cleanup
-	rm -rf "$TMP" "/var/run/dpdk/${AUTHD_PREFIX}-x" "$AUTHD_LOG"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lib_prefix XPREFIX x   # start-up refusals (net_null, no namespace)
 
 T0=1764057600 # 2025-11-25T08:00:00Z
 K1=000102030405060708090a0b0c0d0e0f
@@ -44,30 +30,6 @@ M=7          # merchant
 N_ANS=0      # datagrams answered, as the client saw them
 N_DROP=0     # datagrams sent that must be dropped (unknown key id)
 declare -A REASONS=()
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 30 lines)" >&2
-	tail -n 30 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-
-# jget JSON KEY...: a field (list indexes as numbers), as text; objects,
-# lists and booleans as (sorted) JSON.
-jget() {
-	python3 - "$@" <<'EOF'
-import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, bool)) or v is None else v)
-EOF
-}
-
-eq() { # eq WHAT GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
 
 # pay ARGS...: one datagram with key id $KID / key $KEY; the answer in $ANS.
 KID=1
@@ -300,16 +262,14 @@ ok "changing commands logged with the peer's uid"
 BEFORE=$(authctl --json user show $U)
 SAVED=$(authctl --json snapshot save "$TMP/saved.snap") || fail "snapshot save"
 [ -s "$TMP/saved.snap" ] || fail "no snapshot file"
-authd_stop
-eq "exit status after SIGTERM" "$AUTHD_STATUS" 0
+authd_stop_ok "saved the snapshot"
 [ -S "$AUTHD_SOCK" ] && fail "control socket left behind"
 authd_start --keys "$KEYS" --clock "fixed:$H" --snapshot "$TMP/saved.snap" ||
 	fail "restart from the saved snapshot"
 eq "user after restart" "$(authctl --json user show $U)" "$BEFORE"
 KID=3 KEY=$K3 expect APPROVED authorize --user $U --amount 1 --merchant $M
 ok "snapshot save ($(jget "$SAVED" users) users), restart from it: user $U unchanged, rotated key works"
-authd_stop
-eq "exit status" "$AUTHD_STATUS" 0
+authd_stop_ok "restarted from the snapshot"
 
 # --- settings survive a restart through the journal ----------------------------------------
 mkdir -p "$TMP/journal"
@@ -336,8 +296,7 @@ STATE() {
 	authctl --json policy show
 }
 BEFORE=$(STATE)
-authd_stop
-eq "exit status (journal)" "$AUTHD_STATUS" 0
+authd_stop_ok "journal"
 authd_start --keys "$KEYS" --clock "fixed:$T0" --journal "$TMP/journal" ||
 	fail "restart from the journal"
 eq "state after replaying the journal" "$(STATE)" "$BEFORE"
@@ -348,7 +307,7 @@ ok "settings changes are journaled (uid, seq) and come back identical from the j
 refuse() { # refuse WANT_MESSAGE AUTHD_OPTIONS...
 	local want=$1 out rc
 	shift
-	out=$("$AUTHD" --no-huge --no-pci -m 128 --file-prefix "${AUTHD_PREFIX}-x" -l 0 \
+	out=$("$AUTHD" --no-huge --no-pci -m 128 --file-prefix "$XPREFIX" -l 0 \
 		--vdev net_null0 -- --port net_null0 --ip 10.213.9.1 --keys "$KEYS" "$@" 2>&1)
 	rc=$?
 	eq "authd $* status" "$rc" 1

@@ -9,49 +9,25 @@
 # the Redis figure is one of the required keys.
 set -u
 
-BUILD=${1:?usage: test_bench_smoke.sh BUILD_DIR}
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "BUILD" "$@"
 BUILD=$(cd "$BUILD" && pwd)
-
-for c in redis-server redis-cli gnuplot python3; do
-	if ! command -v "$c" >/dev/null; then
-		echo "SKIP: $c not installed (scripts/deps.sh)"
-		exit 77
-	fi
-done
+lib_need_cmd redis-server redis-cli gnuplot python3
 for p in bin/authd bin/authctl bin/authgen bin/authdb \
 	bin/perf_redis_peer bin/perf_load_users; do
-	if [ ! -x "$BUILD/$p" ]; then
-		echo "SKIP: $BUILD/$p not built"
-		exit 77
-	fi
+	[ -x "$BUILD/$p" ] || skip "$BUILD/$p not built"
 done
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-smoke.XXXXXX")
-BENCH_PID=
-cleanup() {
-	if [ -n "$BENCH_PID" ] && kill -0 "$BENCH_PID" 2>/dev/null; then
-		kill -TERM "$BENCH_PID" 2>/dev/null
-		wait "$BENCH_PID" 2>/dev/null
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+lib_init bsm
+WORK=$TMP
+LIB_STOP_GRACE=60   # bench.sh stops what it started itself, on SIGTERM
 
 # In the background so that a ctest timeout (SIGTERM) reaches bench.sh's
 # own cleanup (it stops what it started by PID) through ours.
-"$REPO/scripts/bench.sh" --smoke --users 20000 --build "$BUILD" \
-	--out-dir "$WORK/out" --cache-dir "$WORK/cache" >"$WORK/bench.log" 2>&1 &
-BENCH_PID=$!
+lib_bg BENCH_PID "$REPO/scripts/bench.sh" --smoke --users 20000 --build "$BUILD" \
+	--out-dir "$WORK/out" --cache-dir "$WORK/cache" >"$WORK/bench.log" 2>&1
 rc=0
-wait "$BENCH_PID" || rc=$?
-BENCH_PID=
+lib_wait "$BENCH_PID" || rc=$?
 cat "$WORK/bench.log"
 [ "$rc" = 0 ] || fail "scripts/bench.sh --smoke exited with status $rc"
 

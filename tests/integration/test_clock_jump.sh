@@ -24,43 +24,17 @@
 # Needs root (ip netns): exit 77 (skipped) without.
 set -u
 
-AUTHD=${1:?usage: test_clock_jump.sh AUTHD AUTHCTL AUTHDB CLOCKSHIM}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-SHIM=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB SHIM" "$@"
+lib_need_root
 [ -f "$SHIM" ] || { echo "FAIL: $SHIM is missing" >&2; exit 1; }
+lib_init clk
 
-NETNS_TAG=clk
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-clock.XXXXXX)
-cleanup() {
-	local rc=$?
-	netns_cleanup
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+KEY=$(lib_random_key)
 OFF=$TMP/offset
 STEP=$((40 * 86400))
 U=77
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 # A datagram from the client; the answer's fields as "reason hold_expires".
 pay() { # pay PRODUCT AMOUNT
@@ -122,7 +96,7 @@ step() { # step OFFSET LABEL
 	near "$w" $((real + $1)) || fail "$2: authd's wall clock $w, want $((real + $1)) (the shim)"
 	e=$(engine_now)
 	near "$e" "$real" || fail "$2: the engine's clock $e followed the wall clock (real $real)"
-	echo "    $2: authd's wall clock $(date -u -d @"$w" +%FT%TZ), engine $(date -u -d @"$e" +%FT%TZ), real $(date -u -d @"$real" +%FT%TZ)"
+	note "$2: authd's wall clock $(date -u -d @"$w" +%FT%TZ), engine $(date -u -d @"$e" +%FT%TZ), real $(date -u -d @"$real" +%FT%TZ)"
 }
 check_after() { # check_after LABEL PREV_HOLD_EXPIRES HOLDS_FEN MONTH_WANT
 	local r h now
@@ -146,6 +120,5 @@ step "-$STEP" "-40 days"
 check_after "40 days back" "$LAST_HOLD" 30000 $((M1 + 20000))
 step 0 "back to real"
 
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS"
+authd_stop_ok
 echo "PASS: test_clock_jump"

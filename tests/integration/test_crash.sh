@@ -24,36 +24,14 @@
 # Needs root (ip netns). Exit 77 (skip) without it.
 set -u
 
-AUTHD=${1:?usage: test_crash.sh AUTHD AUTHCTL AUTHDB AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHJOURNAL=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHJOURNAL" "$@"
+lib_need_root
 CYCLES=${CRASH_CYCLES:-10}
 SEED=${CRASH_SEED:-$$}
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=crash
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-crash.XXXXXX)
-cleanup() {
-	local rc=$?
-	[ -n "${CLIENT_PID:-}" ] && kill -KILL "$CLIENT_PID" 2>/dev/null
-	netns_cleanup
-	if [ "$rc" = 0 ] || [ -z "${CRASH_KEEP:-}" ]; then
-		rm -rf "$TMP"
-	else
-		echo "kept $TMP" >&2
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lib_init crash
+CLIENT_PID=
 
 T0=1764057600
 K1=000102030405060708090a0b0c0d0e0f
@@ -61,14 +39,6 @@ KEYS=$TMP/keys.ini
 J=$TMP/journal
 LOGC=$TMP/client.log
 RANDOM=$((SEED % 32768))
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 # ---------------------------------------------------------------------------
 # The client: load (until SIGTERM), check (after a restart).
@@ -351,19 +321,15 @@ ok "authd up (sync ack, journal $J)"
 for cycle in $(seq 1 "$CYCLES"); do
 	echo "C $cycle" >>"$LOGC"
 	# ip netns exec execs the client: $! is its pid
-	ip netns exec "$NS_C" python3 "$TMP/crashclient.py" "$HERE" load "$IP_D" \
-		"$K1" "$TMP/users.csv" "$LOGC" &
-	CLIENT_PID=$!
+	lib_bg CLIENT_PID ip netns exec "$NS_C" python3 "$TMP/crashclient.py" \
+		"$HERE" load "$IP_D" "$K1" "$TMP/users.csv" "$LOGC"
 	# somewhere in 0.3 .. 2.3 s of load
 	sleep "$((RANDOM % 20 / 10)).$((RANDOM % 10))"
 	sleep 0.3
-	kill -KILL "$AUTHD_PID"
-	wait "$AUTHD_PID" 2>/dev/null
-	AUTHD_PID=
+	authd_kill
 	cp "$AUTHD_LOG" "$TMP/authd.$cycle.log"
 	sleep 0.5
-	kill -TERM "$CLIENT_PID"
-	wait "$CLIENT_PID"
+	lib_stop "$CLIENT_PID" TERM
 	CLIENT_PID=
 	echo "C $((cycle + 1))" >>"$LOGC"
 	start
@@ -383,7 +349,6 @@ for cycle in $(seq 1 "$CYCLES"); do
 		fail "authjournal verify: $(cat "$TMP/verify.txt")"
 	ok "cycle $cycle: killed under load, recovered, every approval there, money conserved"
 done
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM"
+authd_stop_ok
 "$AUTHJOURNAL" verify "$J" || fail "journal invalid at the end"
 echo "PASS: test_crash ($CYCLES cycles, seed $SEED)"

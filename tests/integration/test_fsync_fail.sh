@@ -20,46 +20,18 @@
 # Needs root (ip netns, mount). Exit 77 (skip) without it.
 set -u
 
-AUTHD=${1:?usage: test_fsync_fail.sh AUTHD AUTHCTL AUTHDB AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHJOURNAL=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=fsf
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-fsfail.XXXXXX)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHJOURNAL" "$@"
+lib_need_root
+lib_init fsf
 FS=$TMP/fs
-MOUNTED=
-cleanup() {
-	local rc=$?
-	netns_cleanup
-	[ -n "$MOUNTED" ] && umount "$FS"
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600
 K1=000102030405060708090a0b0c0d0e0f
 KEYS=$TMP/keys.ini
 J=$FS/journal
 LOGC=$TMP/answers.log
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 cat >"$TMP/fclient.py" <<'PYEOF'
 import sys
@@ -138,7 +110,7 @@ print(t.get('$1', t.get('counters', {}).get('$1')))"
 # ---------------------------------------------------------------------------
 mkdir -p "$FS"
 mount -t tmpfs -o size=1m tmpfs "$FS" || fail "mount tmpfs"
-MOUNTED=1
+lib_on_exit umount "$FS"
 netns_up || fail "cannot create the namespaces"
 keys_file "$KEYS" 1 1 "$K1"
 printf '[policy]\nunknown-merchant-ok = 1\ntier.0.vel-min-n = 0\ntier.0.vel-day-n = 0\n' >"$TMP/policy.ini"
@@ -187,8 +159,7 @@ grep -q "^failed | journal: $J/seg-[0-9]*\.jnl: write of .*No space left on devi
 ok "disk full: $((APPROVED - 40)) more approved, $LOST never answered, then BUSY only ($BUSY); log says: $(grep -o 'STOPPED: .*device' "$AUTHD_LOG" | sed 's/ at offset.*//')"
 
 # no answer is released afterwards, even to a duplicate of a durable one
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM after the failure"
+authd_stop_ok "after the failure"
 ok "authd stops cleanly after the failure"
 
 # --- space back, restart: everything acknowledged is there --------------------

@@ -33,48 +33,18 @@
 # Needs root (ip netns): exit 77 (skipped) without.
 set -u
 
-AUTHD=${1:?usage: test_hostile.sh AUTHD AUTHCTL AUTHDB AUTHGEN}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHGEN=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHGEN" "$@"
 COUNT=${HOSTILE_COUNT:-200}
 PPS=${HOSTILE_PPS:-10000}
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=hos
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-# shellcheck source=hardening.sh
-. "$HERE/hardening.sh"
-TMP=$(mktemp -d /tmp/authd-hostile.XXXXXX)
+lib_need_root
+lib_init hos
 FLOOD=
-cleanup() {
-	local rc=$?
-	[ -n "$FLOOD" ] && kill "$FLOOD" 2>/dev/null && wait "$FLOOD" 2>/dev/null
-	netns_cleanup
-	hd_cleanup
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600
-KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+KEY=$(lib_random_key)
 KEYS=$TMP/keys.ini
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 netns_up || fail "cannot create the namespaces"
 keys_file "$KEYS" 1 1 "$KEY"
@@ -86,12 +56,14 @@ authd_start --keys "$KEYS" --snapshot "$TMP/base.snap" --clock "fixed:$T0" \
 # phase): it sends no ARP of its own, so authd's ARP counters are ours.
 MAC_D=$(hd_authd_mac)
 
+hostile_argv() { # LIB_ARGV := the command line of hostile MODE OUT [options]
+	LIB_ARGV=(ip netns exec "$NS_C" python3 "$HERE/hostile.py" "$1" --iface "$IF_C"
+		--dst-mac "$MAC_D" --dst-ip "$IP_D" --src-ip "$IP_C" --gateway 1
+		--key-id 1 --key "$KEY" --out "$2" "${@:3}")
+}
 hostile() { # hostile MODE OUT [options]
-	local mode=$1 out=$2
-	shift 2
-	in_client python3 "$HERE/hostile.py" "$mode" --iface "$IF_C" \
-		--dst-mac "$MAC_D" --dst-ip "$IP_D" --src-ip "$IP_C" --gateway 1 \
-		--key-id 1 --key "$KEY" --out "$out" "$@"
+	hostile_argv "$@"
+	"${LIB_ARGV[@]}"
 }
 gen() { # gen NAME ARGS...
 	local name=$1
@@ -205,20 +177,21 @@ ip -n "$NS_C" neigh replace "$IP_D" lladdr "$MAC_D" dev "$IF_C" nud permanent
 sample a0
 hostile exact "$TMP/exact.json" --count "$COUNT" --pps "$PPS" ||
 	fail "hostile.py exact"
-sleep 0.5
+# every frame on its way taken and counted (not a fixed wait)
+hd_wait_rx_quiet 20 || fail "authd's receive counters did not settle: $(hd_rx_counts)"
 sample a1
 compare exact a0 a1 "$TMP/exact.json" || fail "hostile frames not counted by cause"
 ok "hostile frames: every cause counted as sent, only ARP/ICMP answered as the protocol says, $(hd_json "$TMP/exact.json" answered) valid datagrams answered"
 
 # --- 3. good traffic during a flood -----------------------------------------------
 sample b0
-hostile flood "$TMP/flood.json" --seconds 3 --seed 2 &
-FLOOD=$!
+hostile_argv flood "$TMP/flood.json" --seconds 3 --seed 2
+lib_bg FLOOD "${LIB_ARGV[@]}"
 sleep 0.3
 gen busy --duration 2 --timeout 250
-wait "$FLOOD" || fail "hostile.py flood"
+lib_wait "$FLOOD" || fail "hostile.py flood"
 FLOOD=
-sleep 0.5
+hd_wait_rx_quiet 20 || fail "authd's receive counters did not settle: $(hd_rx_counts)"
 sample b1
 compare flood b0 b1 "$TMP/flood.json" "$TMP/busy.json" || fail "flood not counted by cause"
 python3 - "$TMP/busy.json" "$G" <<'PY' || fail "good traffic under the flood"
@@ -236,7 +209,6 @@ print("ok - good traffic during the flood: %d datagrams/s (%.0f%% of %d alone), 
       % (rate, 100.0 * rate / G, G, r["dgrams_answered"], r["dgrams_lost"]))
 PY
 
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM"
+authd_stop_ok
 ok "authd stopped cleanly"
 echo "PASS: test_hostile"

@@ -25,13 +25,13 @@
 # No root needed (memif, --no-huge). Exit 77 (skip) without authgen.
 set -u
 
-BUILD=${1:?usage: test_journal_damage.sh BUILD_DIR}
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=../../scripts/authd-env.sh
-. "$REPO/scripts/authd-env.sh"
-[ -x "$BUILD/bin/authgen" ] || { echo "SKIP: no authgen"; exit 77; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "BUILD" "$@"
+[ -x "$BUILD/bin/authgen" ] || skip "no authgen in $BUILD/bin"
+lib_init jdmg
 ENV_QUIET=1
-env_init "$BUILD" jdmg
+lib_memif "$BUILD"
 AUTHJOURNAL=$BUILD/bin/authjournal
 T0=1764057600
 J=$ENV_DIR/journal
@@ -39,12 +39,6 @@ PRISTINE=$ENV_DIR/pristine
 SNAP=$ENV_DIR/base.snap
 KEYS=$ENV_DIR/keys.ini
 N=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 seg() { # seg FIRST_SEQ: the segment file name of a first seq
 	printf '%s/seg-%020d.jnl' "$J" "$1"
@@ -74,7 +68,7 @@ EOF
 # start_ok: authd recovers and runs; its log in $LOG.
 start_ok() {
 	N=$((N + 1))
-	env_authd_memif "a$N" "$SNAP" "$KEYS" --journal "$J" \
+	authd_start_memif "a$N" "$SNAP" "$KEYS" --journal "$J" \
 		--journal-segment-size 65536 --clock "fixed:$T0" ||
 		fail "authd did not start"
 	LOG=$ENV_DIR/a$N.log
@@ -89,23 +83,21 @@ start_refused() {
 	local want=$1 pid rc
 	N=$((N + 1))
 	LOG=$ENV_DIR/x$N.log
-	"$ENV_AUTHD" --no-huge --no-pci -m 256 --file-prefix "$ENV_TAG-x$N" -l 0 \
+	lib_bg pid "$ENV_AUTHD" --no-huge --no-pci -m 256 --file-prefix "$ENV_TAG-x$N" -l 0 \
 		--vdev "net_memif0,role=server,socket=$ENV_DIR/x$N.sock" -- \
 		--port net_memif0 --ip 10.0.0.1 --snapshot "$SNAP" --keys "$KEYS" \
-		--journal "$J" --clock "fixed:$T0" >"$LOG" 2>&1 &
-	pid=$!
+		--journal "$J" --clock "fixed:$T0" >"$LOG" 2>&1
+	lib_on_exit rm -rf "$(env_runtime_dir "$ENV_TAG-x$N")"
 	for _ in $(seq 300); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		rm -rf "$(env_runtime_dir "$ENV_TAG-x$N")"
+		lib_stop "$pid" KILL 2>/dev/null
 		fail "authd started on a damaged journal (expected: $want)"
 	fi
-	wait "$pid"
-	rc=$?
+	rc=0
+	lib_wait "$pid" || rc=$?
 	rm -rf "$(env_runtime_dir "$ENV_TAG-x$N")"
 	[ "$rc" != 0 ] || fail "authd exited 0 on a damaged journal"
 	grep -qF -- "$want" "$LOG" || {

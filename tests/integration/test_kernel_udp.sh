@@ -2,7 +2,7 @@
 # test_kernel_udp.sh AUTHD AUTHCTL AUTHDB [AUTHGEN] - real kernel UDP clients
 # against authd on net_af_packet.
 #
-# Two network namespaces joined by a veth pair (tests/integration/netns.sh):
+# Two network namespaces joined by a veth pair (tests/integration/lib.sh):
 # authd on net_af_packet in one (--ip 10.213.0.1, its side of the pair has
 # no kernel address), plain kernel sockets in the other:
 #  1. no static neighbour entry: `ping -c 3` authd's IP gets 3 replies (ICMP
@@ -23,48 +23,23 @@
 # Needs root (ip netns) and python3: exit 77 (ctest SKIP) without them.
 set -u
 
-AUTHD=${1:?usage: test_kernel_udp.sh AUTHD AUTHCTL AUTHDB [AUTHGEN]}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHGEN=${4:-}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB [AUTHGEN]" "$@"
+lib_need_root
+lib_need_cmd python3
 CLIENT=$HERE/authclient.py
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1 ||
-	! command -v python3 >/dev/null; then
-	echo "SKIP: needs root, ip netns and python3"
-	exit 77
-fi
-[ -f "$HERE/netns.sh" ] && [ -f "$CLIENT" ] || {
-	echo "FAIL: tests/integration/netns.sh or authclient.py is missing" >&2
+[ -f "$CLIENT" ] || {
+	echo "FAIL: tests/integration/authclient.py is missing" >&2
 	exit 1
 }
-
-NETNS_TAG=kudp
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/kudp-test.XXXXXX)
-GEN_PREFIX="gen-kudp$$"
-cleanup() {
-	netns_cleanup
-	rm -rf "$TMP" "/var/run/dpdk/$GEN_PREFIX"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lib_init kudp
 
 T0=1764057600 # 2025-11-25T08:00:00Z
-KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+KEY=$(lib_random_key)
 U=4242        # a user added with known settings (tier 7: no velocity limit)
 M=77          # a merchant added
 KEYS=$TMP/keys.ini
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 30 lines)" >&2
-	tail -n 30 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 netns_up || fail "cannot create the namespaces"
 keys_file "$KEYS" 1 1 "$KEY"
@@ -225,7 +200,7 @@ N_GEN=0
 if [ -n "$AUTHGEN" ] && [ -x "$AUTHGEN" ]; then
 	in_client "$AUTHGEN" --no-huge --no-pci -m 256 --file-prefix "$GEN_PREFIX" \
 		-l 1 --log-level=lib.eal:error --vdev "net_af_packet0,iface=$IF_C" -- \
-		--src-ip 10.213.0.3 --dst-ip "$IP_D" --keys "$KEYS" --gateway 1 \
+		--src-ip "$GEN_IP" --dst-ip "$IP_D" --keys "$KEYS" --gateway 1 \
 		--users 2000 --seed 3 --duration 1 --window 8 --records 1-16 \
 		--timeout 3000 --json "$TMP/gen.json" >"$TMP/gen.txt" 2>&1
 	rc=$?
@@ -259,8 +234,7 @@ print("ok - authd counted %d datagrams, the tag drop, 3 echoes, %d ARP answers"
 PY
 
 # 6. Clean stop, namespaces gone.
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM"
+authd_stop_ok
 ok "authd stopped cleanly"
 netns_down
 ip netns list | grep -q -e "$NS_D" -e "$NS_C" && fail "namespaces left behind"

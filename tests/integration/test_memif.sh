@@ -21,11 +21,11 @@
 # 6. A fresh authd and authgen without the model: 4 streams, window 16, 1 s.
 set -uo pipefail
 
-BUILD=${1:?usage: test_memif.sh BUILD_DIR}
-HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../../scripts/authd-env.sh
-. "$HERE/../../scripts/authd-env.sh"
-env_init "$BUILD" tmemif
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "BUILD" "$@"
+lib_init tmemif
+lib_memif "$BUILD"
 [ -x "$ENV_AUTHCTL" ] || env_die "$ENV_AUTHCTL is missing"
 
 T=1764057600 # 2025-11-25T08:00:00Z, a Tuesday, 16:00 in UTC+8
@@ -34,15 +34,6 @@ COUNT=20000
 # name=count: every cause authgen can craft
 INJECT="short=1,magic=2,version=1,type=1,count=2,length=1,gateway=2,key=1,tag=3,replay=2,stale=1"
 FAULTS="dup=1,malformed=0.5,terms=0.5,unknown-user=0.5,unknown-ref=0.5,unknown-group=0.3"
-
-LOG=authd
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- $LOG log (last 20 lines)" >&2
-	tail -n 20 "$ENV_DIR/$LOG.log" >&2 2>/dev/null
-	exit 1
-}
-ok() { echo "ok - $*"; }
 
 # check.py: the Python checks below, one function per step.
 cat >"$ENV_DIR/check.py" <<'PY'
@@ -123,7 +114,7 @@ SNAP=$ENV_DIR/base.snap
 	fail "authdb gen"
 ok "base of 20000 users"
 env_keys "$ENV_DIR/keys.ini" 1
-env_authd_memif authd "$SNAP" "$ENV_DIR/keys.ini" --clock fixed:$T ||
+authd_start_memif authd "$SNAP" "$ENV_DIR/keys.ini" --clock fixed:$T ||
 	fail "authd start"
 
 # 3. The model run.
@@ -152,8 +143,7 @@ cat "$ENV_DIR/model.txt"
 ok "authd stopped cleanly (exit 0), authgen exit 0"
 
 # 6. Streams and a window against a fresh authd.
-LOG=authd2
-env_authd_memif authd2 "$SNAP" "$ENV_DIR/keys.ini" --clock fixed:$T ||
+authd_start_memif authd2 "$SNAP" "$ENV_DIR/keys.ini" --clock fixed:$T ||
 	fail "authd2 start"
 env_authgen_start authd2 "$ENV_DIR/streams.json" --keys "$ENV_DIR/keys.ini" \
 	--gateway 1 --users 20000 --seed $SEED --streams 4 --window 16 \

@@ -5,7 +5,7 @@
 #
 # A real nats-server (-js, file store in a private directory, a free port
 # on the loopback of authd's network namespace) and authd on net_af_packet
-# (tests/integration/netns.sh) with --journal, --ack sync and --export; a
+# (tests/integration/lib.sh) with --journal, --ack sync and --export; a
 # real kernel UDP gateway (authclient.py) in the client namespace sends
 # every kind of operation (authorize pay-later, installment and cash,
 # capture, void, refund, repay, a void of an unknown reference, declines);
@@ -30,46 +30,14 @@
 # Needs root (ip netns) and nats-server: exit 77 (skip) without them.
 set -u
 
-AUTHD=${1:?usage: test_nats.sh AUTHD AUTHCTL AUTHDB AUTHCONSUME AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHCONSUME=${4:?}
-AUTHJOURNAL=${5:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHCONSUME AUTHJOURNAL" "$@"
 NATS_SERVER=${NATS_SERVER:-$(command -v nats-server)}
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-if [ -z "$NATS_SERVER" ]; then
-	echo "SKIP: needs nats-server (scripts/deps.sh)"
-	exit 77
-fi
-
-NETNS_TAG=nats
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-nats.XXXXXX)
+lib_need_root
+[ -n "$NATS_SERVER" ] || skip "needs nats-server (scripts/deps.sh)"
+lib_init nats
 NATS_PID=
-CLIENT_PID=
-cleanup() {
-	local rc=$?
-	[ -n "$CLIENT_PID" ] && kill -KILL "$CLIENT_PID" 2>/dev/null
-	if [ -n "$NATS_PID" ]; then
-		kill -TERM "$NATS_PID" 2>/dev/null
-		wait "$NATS_PID" 2>/dev/null
-	fi
-	netns_cleanup
-	if [ "$rc" = 0 ] || [ -z "${NATS_KEEP:-}" ]; then
-		rm -rf "$TMP"
-	else
-		echo "kept $TMP" >&2
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600 # 2025-11-25T08:00:00Z
 K1=000102030405060708090a0b0c0d0e0f
@@ -78,16 +46,7 @@ J=$TMP/journal
 STREAM="AUTHD_T$$"
 SUBJ="authd.t$$"
 
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 30 lines)" >&2
-	tail -n 30 "$AUTHD_LOG" >&2
-	echo "--- nats-server log (last 10 lines)" >&2
-	tail -n 10 "$TMP/nats.log" >&2 2>/dev/null
-	exit 1
-}
-ok() { echo "ok - $*"; }
-in_d() { ip netns exec "$NS_D" "$@"; }
+lib_log nats-server "$TMP/nats.log"
 # authd's control thread shares a core with everything else on a 2-core
 # machine under load: a generous timeout for every authctl call.
 authctl() { "$AUTHCTL" -s "$AUTHD_SOCK" --timeout 15000 "$@"; }
@@ -123,11 +82,10 @@ wait_caught_up() {
 # there by binding port 0 (nats-server itself has no -p 0), its store in TMP.
 nats_start() {
 	local i
-	ip netns exec "$NS_D" "$NATS_SERVER" -js -sd "$TMP/js" -a 127.0.0.1 \
-		-p "$NATS_PORT" >>"$TMP/nats.log" 2>&1 &
-	NATS_PID=$!
+	lib_bg NATS_PID ip netns exec "$NS_D" "$NATS_SERVER" -js -sd "$TMP/js" \
+		-a 127.0.0.1 -p "$NATS_PORT" >>"$TMP/nats.log" 2>&1
 	for i in $(seq 1 100); do
-		if in_d python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
+		if in_daemon python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
 			"$NATS_PORT" 2>/dev/null; then
 			return 0
 		fi
@@ -138,8 +96,7 @@ nats_start() {
 }
 
 nats_stop() {
-	kill -TERM "$NATS_PID"
-	wait "$NATS_PID" 2>/dev/null
+	lib_stop "$NATS_PID" TERM 2>/dev/null
 	NATS_PID=
 }
 
@@ -221,7 +178,7 @@ ops() { # SECONDS SEED
 # ---------------------------------------------------------------------------
 netns_up || fail "cannot create the namespaces"
 ip -n "$NS_D" link set lo up || fail "loopback in $NS_D"
-NATS_PORT=$(in_d python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+NATS_PORT=$(lib_free_port "$NS_D")
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 keys_file "$KEYS" 1 1 "$K1"
 cat >"$TMP/policy.ini" <<EOF
@@ -239,10 +196,10 @@ done
 	fail "authdb export"
 
 # --export needs --journal: refused before anything starts.
-OUT=$("$AUTHD" --no-huge --no-pci -m 128 --file-prefix "${AUTHD_PREFIX}-x" -l 0 \
+lib_prefix XPREFIX x
+OUT=$("$AUTHD" --no-huge --no-pci -m 128 --file-prefix "$XPREFIX" -l 0 \
 	-- --ip 10.1.1.1 --keys "$KEYS" --export "$NATS_URL" 2>&1)
 RC=$?
-rm -rf "/var/run/dpdk/${AUTHD_PREFIX}-x"
 [ "$RC" = 1 ] && echo "$OUT" | grep -q -- "--export needs --journal" ||
 	fail "--export without --journal: status $RC: $OUT"
 ok "--export without --journal refused"
@@ -264,7 +221,7 @@ ok "authd started before nats-server (export $ST); nats-server on $NATS_URL, str
 
 # --- 1. load, settings, the export keeps up ---------------------------------
 OUT=$(ops 3 1) || fail "load 1: $OUT"
-echo "    load 1: $OUT"
+note "load 1: $OUT"
 authctl user set "$(sed -n 2p "$TMP/users.csv" | cut -d, -f1)" --limit 9000 >/dev/null ||
 	fail "user set"
 authctl user add 4242 --limit 3000 >/dev/null || fail "user add"
@@ -277,7 +234,7 @@ ok "export caught up: acked seq $(stat export acked_seq) = durable $(stat ledger
 # --- 2. nats-server down under load, then back ------------------------------
 nats_stop
 OUT=$(ops 3 2) || fail "authd stopped deciding while NATS was down: $OUT"
-echo "    load 2 (NATS down): $OUT"
+note "load 2 (NATS down): $OUT"
 LAG=$(stat export lag)
 ST=$(stat export state)
 [ "$LAG" -gt 0 ] || fail "NATS down: lag $LAG"
@@ -290,7 +247,7 @@ ok "NATS back: export caught up (resyncs $(stat export resyncs), errors $(stat e
 # --- 3. kill -9 authd while the export catches up ---------------------------
 nats_stop
 OUT=$(ops 3 3) || fail "load 3: $OUT"
-echo "    load 3 (NATS down): $OUT"
+note "load 3 (NATS down): $OUT"
 [ -f "$J/export.pos" ] || fail "no $J/export.pos"
 POS0=$(sed -n 's/^acked_seq //p' "$J/export.pos")
 LAG=$(stat export lag)
@@ -303,9 +260,7 @@ for i in $(seq 1 200); do
 	[ "$A" -gt "$POS0" ] && break
 	sleep 0.02
 done
-kill -KILL "$AUTHD_PID"
-wait "$AUTHD_PID" 2>/dev/null
-AUTHD_PID=
+authd_kill
 [ "$A" -gt "$POS0" ] || fail "the export did not resume before the kill"
 POS=$(sed -n 's/^acked_seq //p' "$J/export.pos")
 cp "$AUTHD_LOG" "$TMP/authd.killed.log"
@@ -318,11 +273,14 @@ ok "killed while exporting a backlog of $LAG after seq $POS0 (acked $A when last
 
 # more load, then the clock past every hold's expiry: EXPIRE records
 OUT=$(ops 2 4) || fail "load 4: $OUT"
-echo "    load 4: $OUT"
+note "load 4: $OUT"
 authctl clock set $((T0 + 8 * 86400)) >/dev/null || fail "clock set"
-sleep 2
+# the timer releases every hold now past its expiry (EXPIRE records)
+no_timer_pending() { [ "$(stat ledger timer_pending)" = 0 ]; }
+lib_wait_for 60 no_timer_pending ||
+	fail "holds still in the timer wheel 60 s after the clock moved past them: $(stat ledger timer_pending)"
 OUT=$(ops 1 5) || fail "load 5: $OUT"
-echo "    load 5 (8 days later): $OUT"
+note "load 5 (8 days later): $OUT"
 wait_caught_up 30
 
 # every kind of record went through the journal (and so the stream)
@@ -339,7 +297,7 @@ authctl snapshot save "$TMP/now.snap" >/dev/null || fail "snapshot save"
 	fail "authdb export"
 D=$(stat ledger durable_seq)
 wait_caught_up 30
-in_d "$AUTHCONSUME" --nats "$NATS_URL" --stream "$STREAM" --snapshot "$TMP/base.snap" \
+in_daemon "$AUTHCONSUME" --nats "$NATS_URL" --stream "$STREAM" --snapshot "$TMP/base.snap" \
 	--users-csv "$TMP/rebuilt.csv" --balances-csv "$TMP/balances.csv" \
 	--out "$TMP/rebuilt.snap" --check "$TMP/now.snap" --until "$D" --timeout 20 \
 	>"$TMP/consume.out" 2>"$TMP/consume.err"
@@ -359,14 +317,13 @@ OUT=$(ops 1 6) || fail "load 6: $OUT"
 wait_caught_up 30
 authctl snapshot save "$TMP/now2.snap" >/dev/null || fail "snapshot save 2"
 D2=$(stat ledger durable_seq)
-in_d "$AUTHCONSUME" --nats "$NATS_URL" --stream "$STREAM" --snapshot "$TMP/rebuilt.snap" \
+in_daemon "$AUTHCONSUME" --nats "$NATS_URL" --stream "$STREAM" --snapshot "$TMP/rebuilt.snap" \
 	--check "$TMP/now2.snap" --until "$D2" --timeout 20 >"$TMP/consume2.out" 2>&1 ||
 	fail "second authconsume: $(cat "$TMP/consume2.out")"
 grep -q "same balances" "$TMP/consume2.out" || fail "second run: $(cat "$TMP/consume2.out")"
 ok "a second run from the rebuilt snapshot applies seq $((D + 1))..$D2 and matches"
 
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM"
+authd_stop_ok
 grep "export: published" "$AUTHD_LOG" | sed 's/^/    /'
 "$AUTHJOURNAL" verify "$J" >/dev/null || fail "journal invalid at the end"
 echo "PASS: test_nats"

@@ -5,7 +5,7 @@
 # authd runs as in production: --journal with --ack sync (an approval
 # leaves only once its journal batch is durable), on net_af_packet in a
 # network namespace; authgen plays the gateway over af_packet from the
-# other namespace (tests/integration/hardening.sh).
+# other namespace (tests/integration/lib.sh).
 #  1. peak: closed loop (window 256, below the RX ring) for 2 s: the rate
 #     authd answers, P datagrams/s (4 records each);
 #  2. overload: open loop at 2P, 5P, 10P for 2 s each. Printed per phase:
@@ -33,12 +33,9 @@
 # Needs root (ip netns): exit 77 (skipped) without.
 set -u
 
-AUTHD=${1:?usage: test_overload.sh AUTHD AUTHCTL AUTHDB AUTHGEN AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHGEN=${4:?}
-AUTHJOURNAL=${5:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHGEN AUTHJOURNAL" "$@"
 PHASE_S=${OVERLOAD_PHASE_S:-2}
 USERS=${OVERLOAD_USERS:-100000}
 RECORDS=${OVERLOAD_RECORDS:-4}
@@ -46,43 +43,15 @@ RECORDS=${OVERLOAD_RECORDS:-4}
 # time: sized so that the test's load cannot fill it (a full op store
 # answers BUSY too, which would hide the overload's own shedding).
 OPS_MAX=8388608
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=ovl
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-# shellcheck source=hardening.sh
-. "$HERE/hardening.sh"
-TMP=$(mktemp -d /tmp/authd-overload.XXXXXX)
-cleanup() {
-	local rc=$?
-	sampler_stop
-	netns_cleanup
-	hd_cleanup
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lib_need_root
+lib_init ovl
 
 T0=1764057600
 KEYS=$TMP/keys.ini
 J=$TMP/journal
 
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-
 netns_up || fail "cannot create the namespaces"
-keys_file "$KEYS" 1 1 "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+keys_file "$KEYS" 1 1 "$(lib_random_key)"
 "$AUTHDB" gen --users "$USERS" --seed 5 --now "$T0" --out "$TMP/base.snap" >/dev/null ||
 	fail "authdb gen"
 authd_start --keys "$KEYS" --snapshot "$TMP/base.snap" --journal "$J" \
@@ -137,11 +106,10 @@ with open(out, "w", buffering=1) as f:
 PY
 SAMPLER=
 sampler_start() { # sampler_start FILE
-	ip netns exec "$NS_D" python3 "$TMP/sampler.py" "$AUTHD_SOCK" "$IF_D" "$1" &
-	SAMPLER=$!
+	lib_bg SAMPLER ip netns exec "$NS_D" python3 "$TMP/sampler.py" "$AUTHD_SOCK" "$IF_D" "$1"
 }
 sampler_stop() {
-	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
+	[ -n "$SAMPLER" ] && lib_stop "$SAMPLER" 2>/dev/null
 	SAMPLER=
 }
 # From the samples: ms from the load dropping (the last sample in which
@@ -225,8 +193,7 @@ OPS=$(hd_json "$TMP/ops.stats" ops count)
 authctl snapshot save "$TMP/final.snap" >/dev/null || fail "snapshot save"
 hd_stats "$TMP/final.stats"
 APPROVED=$(st final total status approved)
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS on SIGTERM"
+authd_stop_ok
 SUMMARY=$(grep "^authd: rx " "$AUTHD_LOG")
 EFF=$(sed -n 's/.* effects \([0-9]*\) drained.*/\1/p' <<<"$SUMMARY")
 DRAINED=$(sed -n 's/.* drained \([0-9]*\)$/\1/p' <<<"$SUMMARY")

@@ -28,47 +28,17 @@
 # Needs root (ip netns): exit 77 (skipped) without.
 set -u
 
-AUTHD=${1:?usage: test_rcu_churn.sh AUTHD AUTHCTL AUTHDB AUTHGEN}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHGEN=${4:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHGEN" "$@"
 SECONDS_LOAD=${RCU_CHURN_SECONDS:-8}
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=rcu
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-# shellcheck source=hardening.sh
-. "$HERE/hardening.sh"
-TMP=$(mktemp -d /tmp/authd-rcu.XXXXXX)
+lib_need_root
+lib_init rcu
 CHURN=
-cleanup() {
-	local rc=$?
-	[ -n "$CHURN" ] && kill "$CHURN" 2>/dev/null && wait "$CHURN" 2>/dev/null
-	netns_cleanup
-	hd_cleanup
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600
-KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-KEY2=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
+KEY=$(lib_random_key)
+KEY2=$(lib_random_key)
 
 # 2000 users, 50 merchants the load pays (1..50), 10 it never pays.
 python3 - "$TMP" <<'PY'
@@ -134,14 +104,13 @@ json.dump({"by_cmd": n, "seconds": el, "total": sum(n.values())}, open(out, "w")
 PY
 
 in_client true # the namespaces exist
-python3 "$TMP/churn.py" "$AUTHD_SOCK" "$((SECONDS_LOAD + 2))" "$LOW" "$TMP/churn.json" &
-CHURN=$!
+lib_bg CHURN python3 "$TMP/churn.py" "$AUTHD_SOCK" "$((SECONDS_LOAD + 2))" "$LOW" "$TMP/churn.json"
 hd_gen --keys "$TMP/keys.ini" --gateway 1 --ids-from "$TMP/base.snap" \
 	--check-model "$TMP/base.snap" --clock-fixed "$T0" --seq loose --records 1-16 \
 	--window 4 --duration "$SECONDS_LOAD" --timeout 3000 --json "$TMP/gen.json" \
 	>"$TMP/gen.txt" 2>&1
 GEN_RC=$?
-wait "$CHURN" || fail "the churn client failed"
+lib_wait "$CHURN" || fail "the churn client failed"
 CHURN=
 [ -s "$TMP/gen.json" ] || { cat "$TMP/gen.txt"; fail "authgen wrote no JSON"; }
 python3 - "$TMP/gen.json" "$TMP/churn.json" "$GEN_RC" <<'PY' || { cat "$TMP/gen.txt"; fail "answers under churn"; }
@@ -158,8 +127,7 @@ if rc or g["model_mismatches"] or g["dgrams_lost"] or not g["model_checked"]:
     sys.exit("FAIL: authgen exit %d" % rc)
 PY
 ok "every answer equal to the model's while policy, merchants, user extensions and the keyring were republished"
-authd_stop
-[ "$AUTHD_STATUS" = 0 ] || fail "authd exited $AUTHD_STATUS"
+authd_stop_ok
 grep -q "Sanitizer" "$AUTHD_LOG" && fail "a sanitizer reported: $(grep -m1 -A5 Sanitizer "$AUTHD_LOG")"
 ok "authd stopped cleanly, no sanitizer report"
 echo "PASS: test_rcu_churn"

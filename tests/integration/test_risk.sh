@@ -25,26 +25,11 @@
 # Needs root (ip netns). Exit 77 (ctest SKIP) without it.
 set -u
 
-AUTHD=${1:?usage: test_risk.sh AUTHD AUTHCTL}
-AUTHCTL=${2:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-TMP=$(mktemp -d /tmp/authd-risk-test.XXXXXX)
-AUTHD_LOG=$TMP/authd.log
-NETNS_TAG=risk
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-cleanup() {
-	netns_cleanup
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL" "$@"
+lib_need_root
+lib_init risk
 
 T0=1764057600 # 2025-11-25T08:00:00Z, a multiple of 300 s
 K1=000102030405060708090a0b0c0d0e0f
@@ -55,38 +40,27 @@ O0=31000      # ordinary users 31001..31012, 10,000 yuan
 V=32001       # the user whose limit is raised
 C0=33000      # crowd users 33001..33004 on device 0xc0ffee
 
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 40 lines)" >&2
-	tail -n 40 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-eq() { # eq WHAT GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
-
-jget() {
-	python3 - "$@" <<'EOF'
-import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
-EOF
-}
-
 # drive < STEPS: "clock T" (authctl clock set T) or "pay USER YUAN MERCHANT
-# DEVICE" (one authorization; prints "REASON RISK_SCORE"). After each
-# payment it waits 50 ms: the risk worker acts asynchronously, and a
-# verdict is meant for the next payment.
+# DEVICE" (one authorization; prints "REASON RISK_SCORE"). The risk worker
+# acts asynchronously, and a verdict is meant for the next payment: after
+# each payment it waits until the worker has consumed that payment's
+# decision record (`authctl risk show`: counters.consumed; it applies and
+# logs a record's verdicts before it counts it), however slow the machine
+# (at most 30 s, then RISK_TIMEOUT).
 drive() {
 	in_client python3 - "$IP_D" "$K1" "$AUTHCTL" "$AUTHD_SOCK" "$HERE" <<'EOF'
-import subprocess, sys, time
+import json, subprocess, sys, time
 server, key, authctl, sock, here = sys.argv[1:6]
 sys.path.insert(0, here)
 from authclient import Client
 c = Client(server, gateway=1, key_id=1, key=bytes.fromhex(key), timeout=5.0)
+
+def consumed():
+    out = subprocess.run([authctl, "-s", sock, "--json", "risk", "show"],
+                         check=True, stdout=subprocess.PIPE).stdout
+    return json.loads(out)["counters"]["consumed"]
+
+want = consumed()
 for line in open("/dev/fd/3"):
     w = line.split()
     if not w:
@@ -99,9 +73,15 @@ for line in open("/dev/fd/3"):
                         device=int(w[4], 0))
         if a is None:
             print("NO_ANSWER -1", flush=True)
-        else:
-            print(a["reason_name"], a["risk_score"], flush=True)
-        time.sleep(0.05)
+            continue
+        want += 1
+        end = time.monotonic() + 30
+        while consumed() < want:
+            if time.monotonic() > end:
+                print("RISK_TIMEOUT -1", flush=True)
+                sys.exit(1)
+            time.sleep(0.005)
+        print(a["reason_name"], a["risk_score"], flush=True)
 EOF
 }
 
@@ -198,7 +178,6 @@ GOT=$(for r in 0 1 2; do
 	done
 done | drive 3<&0 | sort | uniq -c | tr -s ' ')
 eq "D: answers" "$GOT" " 18 APPROVED 0"
-sleep 0.2
 VERDICTS=$(grep -c "risk: verdict" "$AUTHD_LOG")
 for i in 7 8 9 10 11 12; do
 	grep -q "risk: .*verdict .* user $((O0 + i)) " "$AUTHD_LOG" &&
@@ -224,11 +203,10 @@ if R=$(authctl --json risk show 2>/dev/null); then
 	eq "risk show block-merchant" "$(jget "$R" counters by_kind block-merchant)" 1
 	ok "authctl risk show: mode on, 7 verdicts"
 else
-	echo "note: authctl risk show not served yet (ctl.c: dp_risk_json)"
+	note "authctl risk show not served yet (ctl.c: dp_risk_json)"
 fi
 
-authd_stop
-eq "exit status" "$AUTHD_STATUS" 0
+authd_stop_ok
 SUMMARY=$(grep "risk: consumed" "$AUTHD_LOG") || fail "no risk summary at exit"
 case "$SUMMARY" in
 *" dropped 0 "*"verdicts 7 (freeze-user 5 lower-limit 0 user-score 0 block-merchant 1 merchant-score 1) applied 7 unchanged 0 failed 0 shadow 0 "*) ;;
@@ -250,8 +228,7 @@ if U=$(authctl --json user show $V 2>/dev/null); then
 else
 	ok "restart from the journal: merchant $MX blocked (users added by authctl are not journaled yet)"
 fi
-authd_stop
-eq "exit status" "$AUTHD_STATUS" 0
+authd_stop_ok "after the restart"
 
 # --- shadow: the same script A logs and acts on nothing ----------------------------
 authd_start --keys "$KEYS" --clock "fixed:$T0" --risk shadow ||

@@ -26,46 +26,18 @@
 # Needs root (ip netns). Exit 77 (ctest SKIP) without it.
 set -u
 
-AUTHD=${1:?usage: test_shutdown.sh AUTHD AUTHCTL}
-AUTHCTL=${2:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL" "$@"
+lib_need_root
+lib_init sd
 CLIENT=$HERE/authclient.py
-
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
-
-NETNS_TAG=sd
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-shutdown.XXXXXX)
 LOADS=()
 GDB_PID=
-cleanup() {
-	local p
-	for p in "${LOADS[@]}" $GDB_PID; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	netns_cleanup
-	rm -rf "$TMP" "$AUTHD_LOG"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 K1=000102030405060708090a0b0c0d0e0f
 USERS=11,12,13,14,15,16,17,18
 M=7
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	exit 1
-}
-ok() { echo "ok - $*"; }
-eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; }
 
 start() {
 	authd_start --keys "$TMP/keys.ini" || fail "authd did not start"
@@ -78,10 +50,12 @@ start() {
 # load: one authclient.py load process in the client namespace; it runs
 # until no answer came for 5 s (authd stopped), 60 s at most.
 load() {
-	in_client python3 "$CLIENT" --server "$IP_D" --gateway 1 --key-id 1 --key "$K1" \
+	local pid
+	lib_bg pid ip netns exec "$NS_C" python3 "$CLIENT" --server "$IP_D" \
+		--gateway 1 --key-id 1 --key "$K1" \
 		load --users "$USERS" --merchant $M --amount 0.01 --seconds 60 --idle 5 \
-		--window 16 >"$TMP/load.${#LOADS[@]}.json" &
-	LOADS+=($!)
+		--window 16 >"$TMP/load.${#LOADS[@]}.json"
+	LOADS+=("$pid")
 }
 
 # Wait until authd has answered at least one datagram.
@@ -99,7 +73,7 @@ await_traffic() {
 wait_loads() {
 	local p
 	for p in "${LOADS[@]}"; do
-		wait "$p" || fail "load client $p failed"
+		lib_wait "$p" || fail "load client $p failed"
 	done
 	LOADS=()
 }
@@ -150,16 +124,17 @@ if command -v gdb >/dev/null 2>&1; then
 	start
 	load
 	await_traffic
-	gdb -p "$AUTHD_PID" -batch -nx \
+	# gdb holds authd at the breakpoint until the test has sent the second
+	# SIGTERM ($TMP/sent, at most 30 s), whatever the machine's speed.
+	lib_bg GDB_PID gdb -p "$AUTHD_PID" -batch -nx \
 		-ex 'handle SIGTERM nostop noprint pass' \
 		-ex 'handle SIGINT nostop noprint pass' \
 		-ex 'break dp_ledger_stop' \
 		-ex 'shell touch '"$TMP/gdb-ready" \
 		-ex continue \
 		-ex 'shell touch '"$TMP/held" \
-		-ex 'shell sleep 1' \
-		-ex detach -ex quit >"$TMP/gdb.log" 2>&1 &
-	GDB_PID=$!
+		-ex 'shell for i in $(seq 300); do [ -e '"$TMP/sent"' ] && break; sleep 0.1; done' \
+		-ex detach -ex quit >"$TMP/gdb.log" 2>&1
 	for i in $(seq 1 300); do
 		[ -e "$TMP/gdb-ready" ] && break
 		kill -0 $GDB_PID 2>/dev/null || break
@@ -175,15 +150,13 @@ if command -v gdb >/dev/null 2>&1; then
 		kill -0 "$AUTHD_PID" || fail "authd gone while held"
 		# Pending while held; delivered when gdb detaches and authd runs on.
 		kill -TERM "$AUTHD_PID"
-		wait "$AUTHD_PID"
-		AUTHD_STATUS=$?
-		AUTHD_PID=
+		touch "$TMP/sent"
+		authd_wait
 		for i in $(seq 1 50); do
 			kill -0 $GDB_PID 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL $GDB_PID 2>/dev/null
-		wait $GDB_PID 2>/dev/null
+		lib_stop $GDB_PID KILL 2>/dev/null
 		GDB_PID=
 		eq "exit status, second SIGTERM during the shutdown" "$AUTHD_STATUS" 130
 		grep -q "^authd: second signal, exiting at once$" "$AUTHD_LOG" ||
@@ -192,15 +165,14 @@ if command -v gdb >/dev/null 2>&1; then
 			fail "the summary was printed: the shutdown went on after the second signal"
 		ok "second SIGTERM while the shutdown is held at dp_ledger_stop: exit 130 at once, no summary"
 	else
-		echo "skip - part 2: gdb could not attach ($(tail -n 1 "$TMP/gdb.log"))"
-		kill -KILL $GDB_PID 2>/dev/null
-		wait $GDB_PID 2>/dev/null
+		note "skip - part 2: gdb could not attach ($(tail -n 1 "$TMP/gdb.log"))"
+		lib_stop $GDB_PID KILL 2>/dev/null
 		GDB_PID=
 		authd_stop TERM
 	fi
 	wait_loads
 else
-	echo "skip - part 2: no gdb to hold the shutdown"
+	note "skip - part 2: no gdb to hold the shutdown"
 fi
 
 # --- 3. SIGTERM and SIGINT delivered together --------------------------------------
@@ -209,9 +181,7 @@ kill -STOP "$AUTHD_PID"
 kill -TERM "$AUTHD_PID"
 kill -INT "$AUTHD_PID"
 kill -CONT "$AUTHD_PID"
-wait "$AUTHD_PID"
-AUTHD_STATUS=$?
-AUTHD_PID=
+authd_wait
 eq "exit status, two signals pending together" "$AUTHD_STATUS" 130
 grep -q "^authd: second signal, exiting at once$" "$AUTHD_LOG" || fail "no 'second signal' message"
 ok "SIGTERM + SIGINT pending together: the second handler exits 130"
@@ -222,9 +192,7 @@ load
 await_traffic
 kill -TERM "$AUTHD_PID"
 kill -TERM "$AUTHD_PID"
-wait "$AUTHD_PID"
-AUTHD_STATUS=$?
-AUTHD_PID=
+authd_wait
 case $AUTHD_STATUS in
 0)
 	eq "effects drained (clean exit)" "$(summary_field drained)" "$(summary_field effects)"
