@@ -146,6 +146,36 @@ eq "flags without the quota" "$(jget "$S" user flags)" '[]'
 eq "available without the quota" "$(jget "$S" user available_fen)" -2000
 ok "temporary quota: TEMP_QUOTA_USED; removed again"
 
+# --- user ids past 2^63 (they are unsigned 64-bit) ---------------------------------
+# The control socket once sent them as signed JSON integers: user -1.
+BIG=18446744073709551615
+authctl user add $BIG --limit 100 >/dev/null || fail "user add $BIG"
+eq "user show id (JSON)" "$(jget "$(authctl --json user show $BIG)" user id)" "$BIG"
+S=$(authctl user show $BIG | head -1)
+case "$S" in "user $BIG "*) ;; *) fail "user show $BIG: $S" ;; esac
+eq "freeze answer" "$(jget "$(authctl --json user freeze $BIG)" user)" "$BIG"
+eq "freeze text" "$(authctl user unfreeze $BIG)" "user $BIG unfrozen"
+expect APPROVED authorize --user $BIG --amount 10 --merchant $M
+eq "user_id echoed" "$(jget "$ANS" user_id)" "$BIG"
+ok "user id 2^64-1: $BIG in text and JSON, decided on the wire"
+
+# --- authctl stats: the cost per packet is of the last second with traffic ----------
+# It once averaged since start, where the first cold packets dominate. A
+# window closes at the first burst at least 1 s after the last one closed:
+# after two pauses of 1.5 s the last window holds none of the earlier frames.
+sleep 1.5
+expect APPROVED authorize --user $U --amount 1 --merchant $M
+sleep 1.5
+expect APPROVED authorize --user $U --amount 1 --merchant $M
+T=$(authctl --json stats)
+WIN=$(jget "$T" total cycles_per_pkt_window_pkts)
+BUSY=$(jget "$T" total counters busy_pkts)
+[ "$WIN" -ge 1 ] && [ "$WIN" -lt "$BUSY" ] ||
+	fail "cost window of $WIN frames, $BUSY busy frames in all"
+authctl stats | grep -q 'per packet: .*last second with traffic' ||
+	fail "authctl stats: $(authctl stats | grep 'per packet')"
+ok "stats: cycles per packet over the last window ($WIN of $BUSY frames)"
+
 # --- keys rotate ----------------------------------------------------------------
 R=$(authctl --json keys rotate 1) || fail "keys rotate"
 eq "new key id" "$(jget "$R" key_id)" 2
