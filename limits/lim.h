@@ -685,6 +685,66 @@ int lim_snapshot_inspect(const char *path, struct lim_snapshot_info *info,
 			 char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
+/* Text: numbers, money, times (limits/text.c)                                */
+
+/*
+ * One syntax for each kind of value, wherever it is read (the control
+ * protocol, CSV files, command lines, the config file, the journal's and
+ * the export's own files), and one way of writing it:
+ *
+ *   whole number  decimal digits only: no sign, no blank, no base prefix,
+ *                 no separator; leading zeros allowed ("007")
+ *   count         a whole number, optionally followed by k or K (x 1000),
+ *                 M (x 10^6) or G (x 10^9): "10M"
+ *   hex           1 to 16 hexadecimal digits, either case, no "0x"
+ *   yuan          digits, optionally '.' and one or two digits: "5000",
+ *                 "5000.5", "5000.50" (not ".5", "5000.", "5e3", "+5")
+ *   amount        yuan, or a whole number of fen and "fen": "500050fen"
+ *   time          unix seconds 0 .. 4294967295, or ISO 8601 in UTC:
+ *                 YYYY-MM-DD (midnight), or YYYY-MM-DDTHH:MM[:SS] then Z
+ *                 or +00:00; from 1970-01-01 to 2106-02-07T06:28:15Z
+ *
+ * Parsers return 0 with the value, or a negative errno and leave the output
+ * alone: -EINVAL, not of the syntax (or not a calendar date); -ERANGE, of
+ * the syntax but outside the bounds (a number past @p max or past 2^64, an
+ * amount above LIM_MONEY_MAX, a time outside uint32_t seconds); -EDOM, yuan
+ * with more than two decimals (finer than a fen). Those taking @p err write
+ * the reason there, for an operator ("more than 2 decimal places ..."); a
+ * caller with its own wording chooses it by the return value.
+ */
+#define LIM_TEXT_LEN 32 /* holds what any lim_fmt_*() writes, NUL included */
+
+/** A whole number of at most @p max (see "Text" above for the syntax). */
+int lim_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/** The same for exactly the @p len bytes at @p s (not NUL-terminated). */
+int lim_parse_u64_span(const char *s, size_t len, uint64_t max,
+		       uint64_t *out);
+/** A count: a whole number with an optional k/K/M/G suffix, <= @p max. */
+int lim_parse_count(const char *s, uint64_t max, uint64_t *out);
+/** 1 to 16 hexadecimal digits (a journal id); more is -ERANGE. */
+int lim_parse_x64(const char *s, uint64_t *out);
+/** Yuan with at most two decimals, exactly, into 0 ..= LIM_MONEY_MAX fen. */
+int lim_parse_yuan(const char *s, int64_t *fen, char *err, size_t errlen);
+/** An amount: yuan as lim_parse_yuan(), or whole fen with "fen" after. */
+int lim_parse_amount(const char *s, int64_t *fen, char *err, size_t errlen);
+/**
+ * @p fen as yuan with exactly two decimals and a '-' when negative
+ * ("-12.34", "0.05"): what lim_parse_yuan() reads back, for fen >= 0.
+ * Returns @p buf.
+ */
+const char *lim_fmt_yuan(int64_t fen, char *buf, size_t n);
+
+/** A time (unix seconds or ISO 8601 UTC, see above) into unix seconds. */
+int lim_parse_time(const char *s, uint32_t *out, char *err, size_t errlen);
+/** "2026-11-25T08:00:00Z": always 20 characters. Returns @p buf. */
+const char *lim_fmt_time(uint32_t t, char *buf, size_t n);
+
+/** Days from 1970-01-01 to civil date @p y-@p m-@p d (may be negative). */
+int64_t lim_days_from_civil(int64_t y, unsigned m, unsigned d);
+/** Days in month @p m (1..12) of year @p y; 0 for another @p m. */
+unsigned lim_month_days(int64_t y, unsigned m);
+
+/* ------------------------------------------------------------------------ */
 /* CSV import (limits/csv.c; the columns are in docs/snapshot-format.md)      */
 
 /**

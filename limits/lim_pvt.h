@@ -70,6 +70,31 @@ lim_mix64(uint64_t x)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Calendar                                                                   */
+
+/*
+ * The civil date of day @p z since 1970-01-01 (H. Hinnant's civil_from_days,
+ * the inverse of lim_days_from_civil()). Inline: lim_month_start() needs it
+ * on every approval, text.c to print a time.
+ */
+static inline void
+lim_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Spin locks (user slots, group states, ops partitions)                      */
 
 /*
