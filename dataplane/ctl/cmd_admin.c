@@ -378,7 +378,7 @@ clock_json(const struct ctl_call *k)
 
 	return json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "mode",
 			 e->ops->clock_fixed(e->arg) ? "fixed" : "real", "now_s",
-			 (json_int_t)now, "now", ctl_fmt_time(now, iso, sizeof(iso)));
+			 (json_int_t)now, "now", lim_fmt_time(now, iso, sizeof(iso)));
 }
 
 json_t *

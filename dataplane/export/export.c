@@ -380,8 +380,9 @@ on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 	uint64_t seq = 0;
 
 	(void)js;
-	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) == NATS_OK && id)
-		seq = strtoull(id, NULL, 10);
+	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) != NATS_OK || !id ||
+	    lim_parse_u64(id, UINT64_MAX, &seq))
+		seq = 0;
 	pthread_mutex_lock(&x->mu);
 	if (seq) {
 		struct slot *s = &x->ring[seq & (EXPORT_INFLIGHT - 1)];
@@ -538,7 +539,7 @@ stream_msg_seq(struct dp_export *x, uint64_t sseq, uint64_t *jseq)
 	}
 	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) != NATS_OK ||
 	    natsMsgHeader_Get(m, DP_EXPORT_HDR_JOURNAL, &jid) != NATS_OK ||
-	    !id || !jid || !(*jseq = strtoull(id, NULL, 10))) {
+	    !id || !jid || lim_parse_u64(id, UINT64_MAX, jseq) || !*jseq) {
 		oops(x, "stream %s: message %" PRIu64 " is not an authd journal "
 		     "record (no %s / %s header)", x->conf.stream, sseq,
 		     DP_EXPORT_HDR_MSG_ID, DP_EXPORT_HDR_JOURNAL);

@@ -207,19 +207,14 @@ int
 dp_journal_seg_parse(const char *name, uint64_t *first)
 {
 	size_t len = strlen(name);
-	char *end;
 
 	if (strncmp(name, SEG_PREFIX, 4) || len < 8 ||
 	    strcmp(name + len - 4, SEG_SUFFIX))
 		return 0;
-	if (len != SEG_NAME_LEN)
+	if (len != SEG_NAME_LEN ||
+	    lim_parse_u64_span(name + 4, 20, UINT64_MAX, first))
 		return -1;
-	for (size_t i = 4; i < 24; i++)
-		if (name[i] < '0' || name[i] > '9')
-			return -1;
-	errno = 0;
-	*first = strtoull(name + 4, &end, 10);
-	return errno || end != name + 24 ? -1 : 1;
+	return 1;
 }
 
 static int
@@ -539,26 +534,31 @@ index_write(const char *dir, const struct index_ent *e, unsigned n,
 	return rc;
 }
 
+/* "NAME NO FIRST LAST" or "NAME NO FIRST -", as index_text() writes it. */
 static int
 index_parse_line(const char *line, struct index_ent *e)
 {
-	char name[64], last[32];
-	unsigned long long no, first;
-	char *end;
+	char buf[INDEX_LINE_MAX], *f[4];
 
-	if (sscanf(line, "%63s %llu %llu %31s", name, &no, &first, last) != 4)
+	if (strlen(line) >= sizeof(buf))
 		return -1;
-	if (strlen(name) != SEG_NAME_LEN)
+	memcpy(buf, line, strlen(line) + 1);
+	f[0] = buf;
+	for (unsigned i = 1; i < 4; i++) {
+		f[i] = strchr(f[i - 1], ' ');
+		if (!f[i])
+			return -1;
+		*f[i]++ = '\0';
+	}
+	if (strchr(f[3], ' ') || strlen(f[0]) != SEG_NAME_LEN ||
+	    lim_parse_u64(f[1], UINT64_MAX, &e->segment_no) ||
+	    lim_parse_u64(f[2], UINT64_MAX, &e->first_seq))
 		return -1;
-	memcpy(e->name, name, SEG_NAME_LEN + 1);
-	e->segment_no = no;
-	e->first_seq = first;
-	e->open = !strcmp(last, "-");
-	if (e->open)
-		return 0;
-	errno = 0;
-	e->last_seq = strtoull(last, &end, 10);
-	return errno || *end ? -1 : 0;
+	memcpy(e->name, f[0], SEG_NAME_LEN + 1);
+	e->open = !strcmp(f[3], "-");
+	if (!e->open && lim_parse_u64(f[3], UINT64_MAX, &e->last_seq))
+		return -1;
+	return 0;
 }
 
 static void

@@ -224,24 +224,6 @@ dp_risk_config_default(struct dp_risk_config *c)
 		*key_field(c, &risk_keys[i]) = risk_keys[i].def;
 }
 
-/* Strict unsigned decimal: digits only, at most 10 of them. */
-static int
-parse_u32(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned n = 0;
-
-	if (!s || !*s)
-		return -EINVAL;
-	for (; *s; s++, n++) {
-		if (*s < '0' || *s > '9' || n >= 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 int
 dp_risk_config_set(struct dp_risk_config *c, const char *key,
 		   const char *value, char *err, size_t errlen)
@@ -264,7 +246,7 @@ dp_risk_config_set(struct dp_risk_config *c, const char *key,
 			 key);
 		return -EINVAL;
 	}
-	if (parse_u32(value, &v) || v < k->lo || v > k->hi) {
+	if (lim_parse_u64(value, k->hi, &v) || v < k->lo) {
 		snprintf(err, errlen, "%s=%s: expected a whole number in %u..%u",
 			 key, value, k->lo, k->hi);
 		return -EINVAL;
@@ -1320,16 +1302,6 @@ dp_risk_apply(struct lim_db *db, const struct dp_risk_verdict *v,
 /* ------------------------------------------------------------------------ */
 /* Log lines                                                                  */
 
-static const char *
-yuan(int64_t fen, char *buf, size_t n)
-{
-	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-
-	snprintf(buf, n, "%s%" PRIu64 ".%02" PRIu64, fen < 0 ? "-" : "",
-		 a / 100, a % 100);
-	return buf;
-}
-
 static int
 evidence_format(const struct dp_risk_verdict *v, char *buf, size_t len)
 {
@@ -1346,9 +1318,10 @@ evidence_format(const struct dp_risk_verdict *v, char *buf, size_t len)
 				ev->ok_hour, ev->n_hour, ev->round ? "yes" : "no",
 				ev->round_hour, ev->near ? "yes" : "no", ev->sus_hour,
 				ev->raise ? "yes" : "no",
-				yuan(ev->raise_from_fen, a, sizeof(a)),
-				yuan(ev->raise_to_fen, b, sizeof(b)), ev->post_raise_n,
-				yuan(ev->post_raise_fen, c, sizeof(c)));
+				lim_fmt_yuan(ev->raise_from_fen, a, sizeof(a)),
+				lim_fmt_yuan(ev->raise_to_fen, b, sizeof(b)),
+				ev->post_raise_n,
+				lim_fmt_yuan(ev->post_raise_fen, c, sizeof(c)));
 	case DP_RISK_D_CROWD:
 		return snprintf(buf, len,
 				"device %#" PRIx64 ": %u users in the hour, %u with "

@@ -148,11 +148,7 @@ mono_ms(void)
 static int
 parse_u64(const char *opt, const char *v, uint64_t *out)
 {
-	char *end;
-
-	errno = 0;
-	*out = strtoull(v, &end, 10);
-	if (!*v || *v == '-' || *end || errno) {
+	if (lim_parse_u64(v, UINT64_MAX, out)) {
 		fprintf(stderr, "authconsume: --%s %s: expected a number\n", opt, v);
 		return -EINVAL;
 	}
@@ -280,17 +276,15 @@ nats_why(natsStatus s)
 	return t && *t ? t : natsStatus_GetText(s);
 }
 
+/* Header @p key as a whole number (@p hex: as hex digits, a journal id). */
 static int
-header_u64(natsMsg *m, const char *key, int base, uint64_t *v)
+header_u64(natsMsg *m, const char *key, bool hex, uint64_t *v)
 {
 	const char *t = NULL;
-	char *end;
 
 	if (natsMsgHeader_Get(m, key, &t) != NATS_OK || !t || !*t)
 		return -ENOENT;
-	errno = 0;
-	*v = strtoull(t, &end, base);
-	return *end || errno ? -EINVAL : 0;
+	return hex ? lim_parse_x64(t, v) : lim_parse_u64(t, UINT64_MAX, v);
 }
 
 /* The stream's subjects, and its last message: stream and journal seq. */
@@ -328,7 +322,7 @@ stream_end(struct run *x, uint64_t *first_sseq, uint64_t *last_sseq,
 			x->o->stream, *last_sseq, nats_why(s));
 		return -EIO;
 	}
-	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, 10, last_jseq)) {
+	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, false, last_jseq)) {
 		natsMsg_Destroy(m);
 		fprintf(stderr, "authconsume: stream %s: message %" PRIu64 " has no "
 			"journal seq (%s): not an authd export\n", x->o->stream,
@@ -430,13 +424,13 @@ verify(struct run *x, natsMsg *m, struct lim_effect *rec)
 		return -EBADMSG;
 	}
 	memcpy(rec, natsMsg_GetData(m), sizeof(*rec));
-	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, 10, &id) || id != rec->seq) {
+	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, false, &id) || id != rec->seq) {
 		snprintf(x->why, sizeof(x->why), "record seq %" PRIu64 " but "
 			 "header %s does not say so", rec->seq,
 			 DP_EXPORT_HDR_MSG_ID);
 		return -EBADMSG;
 	}
-	if (header_u64(m, DP_EXPORT_HDR_JOURNAL, 16, &jid) || !jid) {
+	if (header_u64(m, DP_EXPORT_HDR_JOURNAL, true, &jid) || !jid) {
 		snprintf(x->why, sizeof(x->why), "seq %" PRIu64 ": no %s header",
 			 rec->seq, DP_EXPORT_HDR_JOURNAL);
 		return -EBADMSG;
