@@ -24,11 +24,13 @@
 #ifndef LIM_H
 #define LIM_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------------ */
 /* Bounds                                                                     */
@@ -598,6 +600,50 @@ int lim_funders_set(struct lim_db *db, const struct lim_funder *f, unsigned n);
 int lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 	      const struct lim_group *g, struct lim_op *ref,
 	      struct lim_effect *e);
+
+/* ------------------------------------------------------------------------ */
+/* Files: atomic, durable replacement (limits/file.c)                         */
+
+/*
+ * Replace PATH: write PATH.tmp.XXXXXX in the same directory (0600, then
+ * @p mode), fsync it, rename it over PATH, fsync the directory. 0 only when
+ * all of that succeeded: a failed directory fsync is an error too (the
+ * rename might not survive a crash), reported after the rename, so PATH may
+ * then already be the new file. Before the rename every failure removes the
+ * temporary file. Errors are negative errnos, with the file, the step and
+ * the reason in @p err ("x.snap.tmp.Ab12Cd: write: No space left on device").
+ */
+struct lim_file_tmp {
+	int fd;                    /* the temporary file: write here */
+	char path[PATH_MAX];       /* what it replaces */
+	char tmp[PATH_MAX];
+};
+
+/** Write @p buf as the new content of @p path, as above. */
+int lim_file_replace(const char *path, const void *buf, size_t len,
+		     mode_t mode, char *err, size_t errlen);
+/**
+ * Start replacing @p path with a file written piece by piece (a snapshot):
+ * write through @p t->fd (positioned writes too), then lim_file_tmp_commit()
+ * or lim_file_tmp_abort(). 0 or a negative errno with @p err.
+ */
+int lim_file_tmp_open(struct lim_file_tmp *t, const char *path, mode_t mode,
+		      char *err, size_t errlen);
+/** fsync, close, rename over the path, fsync the directory (once). */
+int lim_file_tmp_commit(struct lim_file_tmp *t, char *err, size_t errlen);
+/** Give up: close and remove the temporary file (nothing when committed). */
+void lim_file_tmp_abort(struct lim_file_tmp *t);
+/** Rename @p from to @p to and fsync @p to's directory (publish a file). */
+int lim_file_rename(const char *from, const char *to, char *err,
+		    size_t errlen);
+/** fsync directory @p dir (after a create, rename or unlink in it). */
+int lim_fsync_dir(const char *dir, char *err, size_t errlen);
+/**
+ * Write all @p len bytes to @p fd (at @p at when @p positioned), through
+ * short writes and EINTR. 0, a negative errno, or -EIO when nothing moves.
+ */
+int lim_write_full(int fd, const void *buf, size_t len, off_t at,
+		   bool positioned);
 
 /* ------------------------------------------------------------------------ */
 /* Snapshots and imports                                                      */

@@ -264,6 +264,15 @@ struct lim_db *lim_snapshot_load_buf(const void *buf, size_t len,
  */
 void lim_snapshot_reseal(void *buf, size_t len);
 
+/* ------------------------------------------------------------------------ */
+/* file.c internals (tests)                                                   */
+
+/**
+ * Make the next lim_fsync_dir() of the process fail with -@p errnum, once,
+ * as a full or failing disk would (0 disarms).
+ */
+void lim_file_inject_dir_sync_error(int errnum);
+
 /*
  * Fault in @p bytes at @p p now (MADV_POPULATE_WRITE, or a write per page
  * where the kernel lacks it), so the dataplane never takes a first-touch

@@ -18,9 +18,9 @@
  * found by a walk of the store, then each is copied under its user's lock
  * after finding it again by key; its last_seq is its stamp. Group states are
  * copied under the group lock with their stamp. Writes go through a 4 MiB
- * buffer to PATH.tmp.XXXXXX in the same directory, which is fsynced, renamed
- * over PATH, and the directory fsynced; any failure removes the temporary
- * file and says what failed.
+ * buffer to a lim_file_tmp (file.c: PATH.tmp.XXXXXX in the same directory,
+ * fsynced, renamed over PATH, the directory fsynced); any failure removes
+ * the temporary file and says what failed.
  *
  * Load: validate everything before trusting anything. First the header, the
  * section table (bounds, no overlap, no gap but padding, sizes = count x
@@ -36,7 +36,6 @@
  * reports quiescent states between sections and every ~1 M users, so the
  * caller must hold no RCU-protected pointer across it.
  */
-#define _GNU_SOURCE /* mkostemp */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -209,25 +208,6 @@ w_hash_pending(struct snap_writer *w)
 }
 
 static int
-write_all(int fd, const uint8_t *p, size_t n, off_t at, bool positioned)
-{
-	while (n > 0) {
-		ssize_t k = positioned ? pwrite(fd, p, n, at) : write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return -EIO;
-		p += k;
-		n -= (size_t)k;
-		at += k;
-	}
-	return 0;
-}
-
-static int
 w_flush(struct snap_writer *w)
 {
 	int rc;
@@ -235,7 +215,7 @@ w_flush(struct snap_writer *w)
 	if (w->err)
 		return w->err;
 	w_hash_pending(w);
-	rc = write_all(w->fd, w->buf, w->len, 0, false);
+	rc = lim_write_full(w->fd, w->buf, w->len, 0, false);
 	if (rc)
 		return w_fail(w, rc, "write");
 	w->off += w->len;
@@ -622,7 +602,7 @@ save_head(struct snap_writer *w, struct snap_header *h)
 	h->checksum = XXH3_64bits(h, SNAP_HDR_SUMMED);
 	memcpy(head, h, SNAP_HDR_LEN);
 	memcpy(head + SNAP_HDR_LEN, w->sec, tlen);
-	rc = write_all(w->fd, head, SNAP_HDR_LEN + tlen, 0, true);
+	rc = lim_write_full(w->fd, head, SNAP_HDR_LEN + tlen, 0, true);
 	return rc ? w_fail(w, rc, "write header") : 0;
 }
 
@@ -668,46 +648,16 @@ save_body(struct lim_db *db, struct snap_writer *w, struct snap_header *h)
 	return save_head(w, h);
 }
 
-static int
-fsync_dir(const char *path, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, rc = 0;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: fsync directory: %s", dir,
-			 strerror(errno));
-	}
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
 int
 lim_snapshot_save(struct lim_db *db, const char *path, char *err,
 		  size_t errlen)
 {
-	char tmp[PATH_MAX];
-	struct snap_writer w = {.fd = -1, .tmp = tmp, .msg = err,
+	struct lim_file_tmp f;
+	struct snap_writer w = {.fd = -1, .tmp = f.tmp, .msg = err,
 				.msglen = errlen};
 	struct snap_header h;
-	bool renamed = false;
 	int rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >=
-	    (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, SNAP_MAGIC, sizeof(h.magic));
 	h.version = SNAP_VERSION;
@@ -722,29 +672,16 @@ lim_snapshot_save(struct lim_db *db, const char *path, char *err,
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	w.fd = mkostemp(tmp, O_CLOEXEC);
-	if (w.fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: create: %s", tmp, strerror(errno));
+	rc = lim_file_tmp_open(&f, path, 0600, err, errlen);
+	if (rc)
 		goto out;
-	}
+	w.fd = f.fd;
 	/* from here on every failure removes the temporary file */
 	rc = save_body(db, &w, &h);
-	if (!rc && fsync(w.fd) != 0)
-		rc = w_fail(&w, -errno, "fsync");
-	if (close(w.fd) != 0 && !rc)
-		rc = w_fail(&w, -errno, "close");
-	w.fd = -1;
-	if (!rc && rename(tmp, path) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: rename to %s: %s", tmp, path,
-			 strerror(errno));
-	}
-	renamed = rc == 0;
-	if (!rc)
-		rc = fsync_dir(path, err, errlen);
-	if (!renamed)
-		unlink(tmp);
+	if (rc)
+		lim_file_tmp_abort(&f);
+	else
+		rc = lim_file_tmp_commit(&f, err, errlen);
 out:
 	XXH3_freeState(w.xs);
 	free(w.buf);

@@ -26,7 +26,7 @@
  * the expected sequence make it once in the stream). acked_seq = the
  * highest seq below which every message was acknowledged.
  *
- * Position. acked_seq is written to export.pos (temp, fsync, rename) every
+ * Position. acked_seq is written to export.pos (lim_file_replace) every
  * EXPORT_POS_EVERY acks or EXPORT_POS_MS, and at stop. At start it gives
  * the lag before the stream answers; the stream's last message decides
  * where publishing resumes (it is never behind export.pos unless the
@@ -232,32 +232,16 @@ int
 dp_export_pos_save(const char *dir, const struct dp_export_pos *p, char *err,
 		   size_t n)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8], text[512];
-	int len = pos_text(text, sizeof(text), p), fd, rc = 0;
+	char path[PATH_MAX], text[512];
+	int len = pos_text(text, sizeof(text), p);
 
 	if (len < 0 ||
 	    snprintf(path, sizeof(path), "%s/" DP_EXPORT_POS_FILE, dir) >=
-		    (int)sizeof(path))
+		    (int)sizeof(path)) {
+		snprintf(err, n, "%s/" DP_EXPORT_POS_FILE ": path too long", dir);
 		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) ||
-	    rename(tmp, path))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (!rc) {
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd))
-			rc = -errno;
-		if (fd >= 0)
-			close(fd);
 	}
-	if (rc) {
-		unlink(tmp);
-		snprintf(err, n, "%s: %s", path, strerror(-rc));
-	}
-	return rc;
+	return lim_file_replace(path, text, (size_t)len, 0644, err, n);
 }
 
 /* ------------------------------------------------------------------------ */

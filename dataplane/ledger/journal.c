@@ -23,7 +23,8 @@
  *
  * Crash windows of a rotation: the old segment is fsynced, then the new
  * segment is created with its header and fsynced, the directory fsynced,
- * and only then is the index rewritten (tmp + fsync + rename + fsync dir).
+ * and only then is the index rewritten (lim_file_replace: tmp + fsync +
+ * rename + fsync dir).
  * So the index may lack the newest segment (tolerated, rewritten at start)
  * but never lists one that was not made durable; a newest segment whose
  * header is torn holds no record and is removed.
@@ -243,40 +244,6 @@ pread_full(int fd, void *buf, size_t n, uint64_t off)
 		done += (size_t)k;
 	}
 	return 0;
-}
-
-static int
-pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = pwrite(fd, (const uint8_t *)buf + done, n - done,
-				   (off_t)(off + done));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return -EIO;
-		done += (size_t)k;
-	}
-	return 0;
-}
-
-static int
-fsync_path_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 /* One segment file as listed. */
@@ -499,38 +466,23 @@ index_text(const struct index_ent *e, unsigned n, uint64_t journal_id,
 	return 0;
 }
 
-/* Write the index atomically: tmp, fdatasync, rename, fsync the dir. */
+/* Write the index atomically and durably (lim_file_replace). */
 static int
 index_write(const char *dir, const struct index_ent *e, unsigned n,
 	    uint64_t journal_id)
 {
-	char tmp[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	size_t len;
 	char *text;
-	int fd, rc;
+	int rc;
 
-	if (path_join(path, sizeof(path), dir, DP_JOURNAL_INDEX) ||
-	    path_join(tmp, sizeof(tmp), dir, DP_JOURNAL_INDEX ".tmp"))
+	if (path_join(path, sizeof(path), dir, DP_JOURNAL_INDEX))
 		return -ENAMETOOLONG;
 	rc = index_text(e, n, journal_id, &text, &len);
 	if (rc)
 		return rc;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		free(text);
-		return -errno;
-	}
-	rc = pwrite_full(fd, text, len, 0);
+	rc = lim_file_replace(path, text, len, 0644, NULL, 0);
 	free(text);
-	if (!rc && fdatasync(fd))
-		rc = -errno;
-	close(fd);
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (!rc)
-		rc = fsync_path_dir(dir);
-	if (rc)
-		unlink(tmp);
 	return rc;
 }
 
@@ -1143,7 +1095,7 @@ dp_journal_cut_tail(const char *dir, struct dp_journal_scan *res,
 		if (rc)
 			return rc;
 	}
-	if (res->torn && (rc = fsync_path_dir(dir)) != 0)
+	if (res->torn && (rc = lim_fsync_dir(dir, NULL, 0)) != 0)
 		return jerr_io(err, dir, 0, "fsync", -rc);
 	if (res->torn || res->index_stale)
 		rc = index_rebuild(dir, err);
@@ -1231,12 +1183,12 @@ segment_create(struct dp_journal *j, uint64_t no, uint64_t first)
 	if (j->fd < 0)
 		return j_fail(j, -errno, "%s: create", j->path);
 	hdr_make(&h, j->journal_id, first, no, j->last_check, j->batch_max);
-	rc = pwrite_full(j->fd, &h, sizeof(h), 0);
+	rc = lim_write_full(j->fd, &h, sizeof(h), 0, true);
 	if (rc)
 		return j_fail(j, rc, "%s: write header", j->path);
 	if (fdatasync(j->fd))
 		return j_fail(j, -errno, "%s: fdatasync", j->path);
-	rc = fsync_path_dir(j->dir);
+	rc = lim_fsync_dir(j->dir, NULL, 0);
 	if (rc)
 		return j_fail(j, rc, "%s: fsync directory", j->dir);
 	if (j->n_ix)
@@ -1378,7 +1330,7 @@ dp_journal_append(struct dp_journal *j, struct lim_effect *recs, unsigned n)
 		return rc;
 	for (unsigned i = 0; i < n; i++)
 		dp_journal_seal(&recs[i], j->journal_id);
-	rc = pwrite_full(j->fd, recs, bytes, j->off);
+	rc = lim_write_full(j->fd, recs, bytes, j->off, true);
 	if (rc)
 		return j_fail(j, rc, "%s: write of %u records at offset %llu",
 			      j->path, n, (unsigned long long)j->off);
