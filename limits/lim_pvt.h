@@ -70,6 +70,47 @@ lim_mix64(uint64_t x)
 }
 
 /* ------------------------------------------------------------------------ */
+/* apply.c's rules, shared with the journal replay (replay.c)                 */
+
+/* Kinds that change balances or budgets (the others only record an answer). */
+static inline bool
+lim_eff_moves_money(enum lim_effect_kind k)
+{
+	return k != LIM_EFF_NONE && k != LIM_EFF_DECIDE && k != LIM_EFF_TOMBSTONE;
+}
+
+/* Kinds that act on an earlier authorization, the ref entry. */
+static inline bool
+lim_eff_has_ref(enum lim_effect_kind k)
+{
+	return k == LIM_EFF_CAPTURE || k == LIM_EFF_VOID ||
+	       k == LIM_EFF_REFUND || k == LIM_EFF_EXPIRE;
+}
+
+/* The slot of @p funder_id in @p fs, or -1. */
+static inline int
+lim_funder_slot(const struct lim_funders *fs, uint16_t funder_id)
+{
+	for (unsigned i = 0; i < fs->n && i < LIM_FUNDERS_MAX; i++)
+		if (fs->f[i].funder_id == funder_id)
+			return (int)i;
+	return -1;
+}
+
+static inline uint32_t
+lim_max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+/** Fill @p n with the op entry effect @p e creates for its own request. */
+void lim_op_init(struct lim_op *n, const struct lim_effect *e,
+		 const struct lim_policy *p);
+/** Count spend @p e in @p u's velocity windows and month (under its lock). */
+void lim_count_spend(struct lim_user *u, const struct lim_effect *e,
+		     const struct lim_policy *p);
+
+/* ------------------------------------------------------------------------ */
 /* Calendar                                                                   */
 
 /*

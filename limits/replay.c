@@ -23,8 +23,9 @@
  *   - settings records set what they carry (absolute values, so records of
  *     the window (seq_start, seq_end] that the snapshot already holds
  *     converge to the newest value).
- * The arithmetic mirrors lim_apply() (apply.c): user_delta(), count_spend(),
- * group_delta(), ref_delta(), funders_release() are the same rules; the
+ * The arithmetic mirrors lim_apply() (apply.c): user_delta(),
+ * group_delta(), ref_delta(), funders_release() are the same rules (and
+ * lim_op_init(), lim_count_spend() the same code, from apply.c); the
  * tests replay recorded effects onto a snapshot taken mid-stream and compare
  * every byte with the engine that applied them live
  * (tests/unit/test_replay_effects.c), so the two cannot drift unnoticed.
@@ -231,73 +232,6 @@ group_stamp(const struct lim_replay *r, uint32_t id)
 /* ------------------------------------------------------------------------ */
 /* The rules of apply.c, on the replay's terms                                */
 
-static bool
-moves_money(enum lim_effect_kind k)
-{
-	return k != LIM_EFF_NONE && k != LIM_EFF_DECIDE && k != LIM_EFF_TOMBSTONE;
-}
-
-static bool
-has_ref(enum lim_effect_kind k)
-{
-	return k == LIM_EFF_CAPTURE || k == LIM_EFF_VOID ||
-	       k == LIM_EFF_REFUND || k == LIM_EFF_EXPIRE;
-}
-
-static int
-funder_slot(const struct lim_funders *fs, uint16_t funder_id)
-{
-	for (unsigned i = 0; i < fs->n && i < LIM_FUNDERS_MAX; i++)
-		if (fs->f[i].funder_id == funder_id)
-			return (int)i;
-	return -1;
-}
-
-static uint32_t
-max_u32(uint32_t a, uint32_t b)
-{
-	return a > b ? a : b;
-}
-
-/* apply.c entry_init(). */
-static void
-entry_init(struct lim_op *n, const struct lim_effect *e,
-	   const struct lim_policy *p)
-{
-	memset(n, 0, sizeof(*n));
-	n->request_id = e->request_id;
-	n->user_id = e->user_id;
-	n->gateway_id = e->gateway_id;
-	n->retain_until_s = e->now_s + p->retain_s;
-	n->amount_fen = e->amount_fen;
-	n->available_fen = e->available_fen;
-	n->self_cap_left_fen = e->self_cap_left_fen;
-	n->hold_expires_s = e->hold_expires_s;
-	n->risk_score = e->risk_score;
-	n->funder_id = e->funder_id;
-	n->op = e->op;
-	n->status = e->status;
-	n->reason = e->reason;
-	n->notes = e->notes;
-	n->own_share_pct = e->own_share_pct;
-	n->product = e->product;
-	n->terms = e->terms;
-	n->state = LIM_OPS_DECIDED;
-	n->created_s = e->now_s;
-	n->group_id = e->group_id;
-	if (e->kind != LIM_EFF_AUTH)
-		return;
-	n->funder_fen = lim_bank_part(e->amount_fen, e->own_share_pct);
-	if (e->product == LIM_PRODUCT_CASH) {
-		n->state = LIM_OPS_CAPTURED;
-		n->captured_fen = e->amount_fen;
-	} else {
-		n->state = LIM_OPS_HELD;
-		n->held_fen = e->amount_fen;
-		n->retain_until_s = max_u32(n->retain_until_s, e->hold_expires_s);
-	}
-}
-
 /* apply.c funders_release(), for the entry only: budgets are derived. */
 static void
 funders_release(struct lim_op *ref, int64_t x)
@@ -308,40 +242,6 @@ funders_release(struct lim_op *ref, int64_t x)
 		return;
 	ref->funder_fen = (int64_t)((__int128)ref->funder_fen * (alive - x) /
 				    alive);
-}
-
-static uint32_t
-sat_add_u32(uint32_t a, int64_t b)
-{
-	int64_t v = (int64_t)a + b;
-
-	return v > UINT32_MAX ? UINT32_MAX : v < 0 ? 0 : (uint32_t)v;
-}
-
-/* apply.c count_spend(). */
-static void
-count_spend(struct lim_user *u, const struct lim_effect *e,
-	    const struct lim_policy *p)
-{
-	uint32_t last_s = u->spend_min * 60;
-	uint32_t now_s = e->now_s > last_s ? e->now_s : last_s;
-	uint32_t minute = now_s / 60;
-
-	if (last_s < lim_month_start(now_s, p->tz_offset_s))
-		u->month_spend_fen = 0;
-	if (last_s < lim_day_start(now_s, p->tz_offset_s)) {
-		u->vel_day_n = 0;
-		u->vel_day_fen = 0;
-	}
-	if (u->spend_min != minute) {
-		u->vel_min_n = 0;
-		u->vel_min_fen = 0;
-	}
-	u->spend_min = minute;
-	u->vel_min_n = u->vel_min_n == UINT8_MAX ? UINT8_MAX : u->vel_min_n + 1;
-	u->vel_day_n = u->vel_day_n == UINT8_MAX ? UINT8_MAX : u->vel_day_n + 1;
-	u->vel_min_fen = sat_add_u32(u->vel_min_fen, e->amount_fen);
-	u->vel_day_fen = sat_add_u32(u->vel_day_fen, e->amount_fen);
 }
 
 /* apply.c user_apply() on a copy; false if a balance would break. */
@@ -358,7 +258,7 @@ user_delta(struct lim_user *u, const struct lim_effect *e,
 	else if (e->d_bucket_fen != 0)
 		return false;
 	if (e->count_spend)
-		count_spend(u, e, p);
+		lim_count_spend(u, e, p);
 	if (e->d_month_fen >= 0 ||
 	    held_since >= lim_month_start(u->spend_min * 60, p->tz_offset_s))
 		u->month_spend_fen += e->d_month_fen;
@@ -415,8 +315,8 @@ ref_delta(struct lim_op *ref, const struct lim_effect *e,
 		ref->captured_fen += e->amount_fen;
 		ref->held_fen = 0;
 		ref->state = LIM_OPS_CAPTURED;
-		ref->retain_until_s = max_u32(ref->retain_until_s,
-					      e->now_s + p->refund_window_s);
+		ref->retain_until_s = lim_max_u32(ref->retain_until_s,
+						  e->now_s + p->refund_window_s);
 		break;
 	case LIM_EFF_VOID:
 	case LIM_EFF_EXPIRE:
@@ -480,7 +380,7 @@ tombstone(struct lim_replay *r, const struct lim_effect *e,
 
 	if (lim_ops_find(r->db->ops, e->gateway_id, e->ref_id))
 		return 0;
-	entry_init(&n, e, p);
+	lim_op_init(&n, e, p);
 	n.request_id = e->ref_id;
 	n.state = LIM_OPS_TOMBSTONE;
 	n.op = 0;
@@ -501,9 +401,9 @@ own_entries(struct lim_replay *r, const struct lim_effect *e,
 	} else {
 		if (cur)
 			entry_drop(r, cur);
-		entry_init(&n, e, p);
+		lim_op_init(&n, e, p);
 		n.last_seq = e->seq;
-		if (moves_money(e->kind))
+		if (lim_eff_moves_money(e->kind))
 			n.ledger_seq = e->seq;
 		rc = ops_insert(r, &n, &mine, err, errlen);
 		if (rc)
@@ -579,7 +479,7 @@ replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
 		r->st.unknown_user++;
 		return 0;
 	}
-	if (has_ref(e->kind)) {
+	if (lim_eff_has_ref(e->kind)) {
 		ref = lim_ops_find_owned(db->ops, e->gateway_id, e->ref_id,
 					 e->user_id, &foreign);
 		if (!ref)
@@ -681,7 +581,7 @@ funder_set(struct lim_replay *r, const struct lim_cfg_effect *c)
 	const struct lim_funder *nf = &c->u.funder;
 	struct lim_funder f[LIM_FUNDERS_MAX];
 	unsigned n = fs->n;
-	int slot = funder_slot(fs, nf->funder_id);
+	int slot = lim_funder_slot(fs, nf->funder_id);
 
 	memcpy(f, fs->f, n * sizeof(f[0]));
 	if (nf->quota_fen < 0) {
