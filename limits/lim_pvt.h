@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "lim.h"
 
@@ -67,6 +68,70 @@ lim_mix64(uint64_t x)
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return x ^ (x >> 31);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open-addressing indexes and their memory (users.c, ops.c)                  */
+
+/*
+ * An index entry is (tag:32 | slot:32), 0 when empty. The tag is the low
+ * 32 bits of the key's hash, never 0: a hash whose low bits are all zero
+ * gets bit 31, which lies above any index mask, so tag & mask is still a
+ * home position for an index that takes its home from the tag (ops.c).
+ */
+static inline uint32_t
+lim_idx_tag(uint64_t h)
+{
+	uint32_t tag = (uint32_t)h;
+
+	return tag ? tag : 0x80000000u;
+}
+
+static inline uint64_t
+lim_idx_entry(uint32_t tag, uint32_t slot)
+{
+	return (uint64_t)tag << 32 | slot;
+}
+
+static inline uint32_t
+lim_idx_entry_tag(uint64_t e)
+{
+	return (uint32_t)(e >> 32);
+}
+
+static inline uint32_t
+lim_idx_entry_slot(uint64_t e)
+{
+	return (uint32_t)e;
+}
+
+/** The smallest power of two >= @p x (1 for 0). */
+static inline uint64_t
+lim_pow2_at_least(uint64_t x)
+{
+	uint64_t p = 1;
+
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Reserve @p bytes of zeroed anonymous memory, not committed until touched
+ * (a table sized for its maximum costs only what it uses). Transparent huge
+ * pages are advised, not required: without them the table works on small
+ * pages. NULL on failure; munmap() frees it.
+ */
+static inline void *
+lim_map_anon(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
 }
 
 /* ------------------------------------------------------------------------ */

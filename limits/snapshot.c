@@ -499,11 +499,10 @@ save_op_one(struct lim_op *op, void *arg)
 static int
 save_ops(struct save_ctx *c)
 {
-	uint64_t per = lim_ops_part_capacity(c->db->ops), set_len = 1;
+	uint64_t per = lim_ops_part_capacity(c->db->ops);
+	uint64_t set_len = lim_pow2_at_least(2 * per);
 	int rc;
 
-	while (set_len < 2 * per)
-		set_len <<= 1;
 	c->part_cap = per;
 	c->part_buf = malloc(per * sizeof(struct lim_op));
 	c->set = calloc(set_len, sizeof(uint32_t));
