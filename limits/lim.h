@@ -652,7 +652,7 @@ int lim_write_full(int fd, const void *buf, size_t len, off_t at,
  * Snapshots are taken while the dataplane runs (no stop): each user is
  * copied under its lock together with the ledger seq at that moment (its
  * stamp), each op entry under its user's lock (entries carry last_seq), each
- * group's state under the group lock with its stamp. Recovery replays a
+ * group's state under the group lock with its stamp. Recovery redoes a
  * journal effect with seq > seq_start onto a user only if seq > the user's
  * stamp, onto an entry only if seq > its last_seq, onto a group only if seq >
  * its stamp; effects with seq <= seq_start are in the snapshot already.
@@ -849,7 +849,7 @@ int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
 		 size_t errlen);
 
 /* ------------------------------------------------------------------------ */
-/* Settings effects and journal replay (limits/replay.c)                     */
+/* Settings effects and the journal redo (limits/redo.c)                    */
 
 /**
  * Take the next ledger sequence for a settings effect (struct
@@ -858,7 +858,7 @@ int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
  * the record to the ledger (dp_ledger_submit): the ledger writes seqs
  * without gaps and stops the engine when one never arrives.
  * A USER_SET record carries every setting of the slot after the change
- * (limit, self cap, cool-off, region, tier, flags, risk), so replaying it
+ * (limit, self cap, cool-off, region, tier, flags, risk), so redoing it
  * sets them all; the other kinds carry the whole record they publish.
  */
 static inline uint64_t
@@ -893,8 +893,8 @@ lim_cfg_user_set(struct lim_cfg_effect *c, uint64_t seq,
 	c->u.user.created = created;
 }
 
-/* What a replay did, for the start-up report and the tests. */
-struct lim_replay_stats {
+/* What a redo did, for the start-up report and the tests. */
+struct lim_redo_stats {
 	uint64_t records;
 	uint64_t by_kind[LIM_EFF_KINDS];
 	uint64_t user_applied;     /* seq > the user's snapshot stamp */
@@ -916,18 +916,18 @@ struct lim_replay_stats {
 	uint64_t settings_failed;  /* a settings record the db refused */
 };
 
-struct lim_replay; /* opaque: stamps index, policy parts being assembled */
+struct lim_redo; /* opaque: stamps index, policy parts being assembled */
 
 /**
- * Start replaying journal records onto @p db, loaded from a snapshot whose
- * @p meta says what it holds (NULL: an empty db, replay from seq 1).
+ * Start redoing journal records onto @p db, loaded from a snapshot whose
+ * @p meta says what it holds (NULL: an empty db, redo from seq 1).
  * Budgets move through shard @p shard (a shard no other thread uses).
  * Call from a registered QSBR thread, online; @p db not shared yet.
  * NULL on allocation failure.
  */
-struct lim_replay *lim_replay_create(struct lim_db *db,
-				     const struct lim_snapshot_meta *meta,
-				     unsigned shard);
+struct lim_redo *lim_redo_create(struct lim_db *db,
+				 const struct lim_snapshot_meta *meta,
+				 unsigned shard);
 
 /**
  * Apply one journal record (struct lim_effect or lim_cfg_effect by kind)
@@ -935,29 +935,29 @@ struct lim_replay *lim_replay_create(struct lim_db *db,
  * request's op entry inserted if absent (replacing an older entry of the
  * same key), a ref entry updated only if seq > its last_seq, a group's
  * month only if seq > the group's stamp, settings set; db->seq := seq.
- * Budgets are released at lim_replay_create() and derived again by
- * lim_replay_finish() (replay.c says why).
+ * Budgets are released at lim_redo_create() and derived again by
+ * lim_redo_finish() (redo.c says why).
  * Records must come in contiguous seq order from meta->seq_start + 1.
  * @return 0; -ERANGE (not the next seq); -EINVAL (kind out of range);
  *         -EBADMSG (the record contradicts the state: a balance would go
  *         negative or an entry is another user's: the snapshot and the
  *         journal do not belong together); @p err says which and why.
  */
-int lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
-	       size_t errlen);
+int lim_redo(struct lim_redo *r, const struct lim_effect *e, char *err,
+	     size_t errlen);
 
-/** The next seq lim_replay() expects. */
-uint64_t lim_replay_next_seq(const struct lim_replay *r);
+/** The next seq lim_redo() expects. */
+uint64_t lim_redo_next_seq(const struct lim_redo *r);
 
 /**
- * End a replay (once): take the budgets again as the state says they are
+ * End a redo (once): take the budgets again as the state says they are
  * used (the ceiling: the users' debt and holds; each funder's quota: its
  * part of the live loans), as snapshot load does. Returns the stats in
  * @p st; 0, or -EBADMSG with @p err when that exceeds a ceiling or quota.
  */
-int lim_replay_finish(struct lim_replay *r, struct lim_replay_stats *st,
-		      char *err, size_t errlen);
+int lim_redo_finish(struct lim_redo *r, struct lim_redo_stats *st,
+		    char *err, size_t errlen);
 
-void lim_replay_free(struct lim_replay *r);
+void lim_redo_free(struct lim_redo *r);
 
 #endif /* LIM_H */

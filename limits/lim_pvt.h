@@ -135,7 +135,7 @@ lim_map_anon(size_t bytes)
 }
 
 /* ------------------------------------------------------------------------ */
-/* apply.c's rules, shared with the journal replay (replay.c)                 */
+/* apply.c's rules, shared with the journal redo (redo.c)                    */
 
 /* Kinds that change balances or budgets (the others only record an answer). */
 static inline bool

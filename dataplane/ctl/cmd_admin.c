@@ -267,7 +267,7 @@ ctl_cmd_keys_rotate(struct ctl_call *k)
  * Save to FILE.pending, wait (offline) until the journal is durable past
  * everything the snapshot may hold (db->seq after the save >= its seq_end),
  * then rename it to FILE: a published snapshot never holds an effect the
- * journal could still lose, so recovery can always replay on top of it
+ * journal could still lose, so recovery can always redo on top of it
  * (docs/durability.md, "Snapshots and the journal").
  */
 json_t *

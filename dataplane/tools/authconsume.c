@@ -2,7 +2,7 @@
  * authconsume.c - the downstream consumer of authd's export
  * (docs/export.md): reads the journal records authd published to a NATS
  * JetStream stream with a durable pull consumer, applies them in seq order
- * onto the snapshot authd started from (lim_replay, as recovery and
+ * onto the snapshot authd started from (lim_redo, as recovery and
  * `authjournal summary` do), and writes the rebuilt users' balances.
  *
  * Order: the stream holds each seq once and in order (export.c), but the
@@ -35,7 +35,7 @@
 #include "export.h"
 #include "journal.h"
 
-#define EXIT_BAD 1       /* gap, bad record, replay refused, --check differs */
+#define EXIT_BAD 1       /* gap, bad record, redo refused, --check differs */
 #define EXIT_USAGE 2     /* usage, I/O, NATS */
 #define EXIT_TIMEOUT 3   /* --until not reached in time */
 
@@ -61,7 +61,7 @@ usage(FILE *f)
 "    stream, once and in seq order (docs/export.md). authconsume reads that\n"
 "    stream with a durable pull consumer and applies the records, in seq\n"
 "    order, onto the snapshot authd started from, the way authd's recovery\n"
-"    replays its journal: the result is the engine's state as of the last\n"
+"    redoes its journal: the result is the engine's state as of the last\n"
 "    record applied.\n"
 "\n"
 "    Every record is verified: 128 bytes, Nats-Msg-Id equal to its seq, its\n"
@@ -124,7 +124,7 @@ struct run {
 	struct lim_db *db;
 	struct lim_snapshot_meta meta;
 	bool have_meta;
-	struct lim_replay *r;
+	struct lim_redo *r;
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;
@@ -256,8 +256,8 @@ load_start(struct run *x)
 			return -ENOMEM;
 		}
 	}
-	x->r = lim_replay_create(x->db, x->have_meta ? &x->meta : NULL,
-				 x->db->shards - 1);
+	x->r = lim_redo_create(x->db, x->have_meta ? &x->meta : NULL,
+			       x->db->shards - 1);
 	if (!x->r) {
 		fprintf(stderr, "authconsume: out of memory\n");
 		return -ENOMEM;
@@ -455,7 +455,7 @@ verify(struct run *x, natsMsg *m, struct lim_effect *rec)
 static int
 apply_one(struct run *x, natsMsg *m)
 {
-	uint64_t next = lim_replay_next_seq(x->r);
+	uint64_t next = lim_redo_next_seq(x->r);
 	struct lim_effect rec;
 	char why[512];
 	int rc = verify(x, m, &rec);
@@ -477,7 +477,7 @@ apply_one(struct run *x, natsMsg *m)
 			 stream_seq_of(m), rec.seq);
 		return -ERANGE;
 	}
-	rc = lim_replay(x->r, &rec, why, sizeof(why));
+	rc = lim_redo(x->r, &rec, why, sizeof(why));
 	if (rc) {
 		snprintf(x->why, sizeof(x->why), "seq %" PRIu64 " (%s): %s",
 			 rec.seq, dp_journal_kind_name(rec.kind), why);
@@ -495,7 +495,7 @@ consume(struct run *x)
 {
 	uint64_t idle_since = mono_ms();
 
-	while (lim_replay_next_seq(x->r) <= x->until) {
+	while (lim_redo_next_seq(x->r) <= x->until) {
 		natsMsgList l = {0};
 		jsErrCode ec = 0;
 		natsStatus s;
@@ -511,7 +511,7 @@ consume(struct run *x)
 				fprintf(stderr, "authconsume: no record came for %u s: "
 					"seq %" PRIu64 " applied, --until %" PRIu64
 					" not reached\n", x->o->timeout_s,
-					lim_replay_next_seq(x->r) - 1, x->until);
+					lim_redo_next_seq(x->r) - 1, x->until);
 				return EXIT_TIMEOUT;
 			}
 			continue;
@@ -523,7 +523,7 @@ consume(struct run *x)
 		}
 		idle_since = mono_ms();
 		for (i = 0; i < l.Count && !rc &&
-			    lim_replay_next_seq(x->r) <= x->until; i++)
+			    lim_redo_next_seq(x->r) <= x->until; i++)
 			rc = apply_one(x, l.Msgs[i]);
 		if (!rc && i > 0)
 			natsMsg_Ack(l.Msgs[i - 1], NULL); /* ack all up to it */
@@ -670,14 +670,14 @@ static int
 run(struct run *x)
 {
 	uint64_t first_sseq, last_sseq, last_jseq, from;
-	struct lim_replay_stats st;
+	struct lim_redo_stats st;
 	int rc;
 
 	if (load_start(x) || connect_nats(x))
 		return EXIT_USAGE;
 	if (stream_end(x, &first_sseq, &last_sseq, &last_jseq))
 		return EXIT_USAGE;
-	from = lim_replay_next_seq(x->r);
+	from = lim_redo_next_seq(x->r);
 	x->until = x->o->until ? x->o->until : last_jseq;
 	if (x->have_meta && x->until < x->meta.seq_end) {
 		fprintf(stderr, "authconsume: the snapshot holds effects up to seq "
@@ -690,7 +690,7 @@ run(struct run *x)
 		return EXIT_USAGE;
 	if (x->until >= from && (rc = consume(x)) != 0)
 		return rc;
-	if (lim_replay_finish(x->r, &st, x->why, sizeof(x->why))) {
+	if (lim_redo_finish(x->r, &st, x->why, sizeof(x->why))) {
 		fprintf(stderr, "authconsume: after the replay: %s\n", x->why);
 		return EXIT_BAD;
 	}
@@ -725,7 +725,7 @@ main(int argc, char **argv)
 	jsCtx_Destroy(x.js);
 	natsConnection_Destroy(x.nc);
 	nats_CloseAndWait(2000);
-	lim_replay_free(x.r);
+	lim_redo_free(x.r);
 	if (x.have_meta)
 		lim_snapshot_meta_free(&x.meta);
 	if (x.db)

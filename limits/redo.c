@@ -1,6 +1,7 @@
 /*
- * replay.c - apply journal records to a database loaded from a snapshot,
- * without deciding anything (recovery, authjournal summary).
+ * redo.c - the journal redo: apply journal records to a database loaded
+ * from a snapshot, without deciding anything (recovery, authjournal
+ * summary, authconsume). "Replay" is the anti-replay window (auth/replay.c).
  *
  * A snapshot is consistent per record, not as a whole (lim.h, "Snapshots"):
  * each user was copied with the ledger seq of that moment (its stamp), each
@@ -13,10 +14,10 @@
  *   - a ref entry (capture, void, refund, expiry), only if seq > last_seq;
  *   - a group's month, only if seq > the group's stamp;
  *   - budgets are derived, as snapshot load derives them: at the start
- *     everything in use is given back, during the replay nothing is taken
+ *     everything in use is given back, during the redo nothing is taken
  *     (a snapshot's records are copied at different moments, so what it
  *     says is in use at a seq inside its window mixes times, and a quota
- *     or ceiling decrease replayed there could be refused although it was
+ *     or ceiling decrease redone there could be refused although it was
  *     valid live), and at the end the ceiling in use is taken again as the
  *     users' debt and holds, each funder's quota as its part of the live
  *     loans in the op entries;
@@ -26,9 +27,9 @@
  * The arithmetic mirrors lim_apply() (apply.c): user_delta(),
  * group_delta(), ref_delta(), funders_release() are the same rules (and
  * lim_op_init(), lim_count_spend() the same code, from apply.c); the
- * tests replay recorded effects onto a snapshot taken mid-stream and compare
+ * tests redo recorded effects onto a snapshot taken mid-stream and compare
  * every byte with the engine that applied them live
- * (tests/unit/test_replay_effects.c), so the two cannot drift unnoticed.
+ * (tests/unit/test_redo.c), so the two cannot drift unnoticed.
  *
  * Unlike lim_apply(), a record that contradicts the state (a balance that
  * would go negative, a ref larger than the hold) is refused with -EBADMSG
@@ -50,7 +51,7 @@ struct group_stamp {
 	uint32_t stamp;
 };
 
-struct lim_replay {
+struct lim_redo {
 	struct lim_db *db;
 	const struct lim_snapshot_meta *meta; /* may be NULL */
 	unsigned shard;
@@ -58,11 +59,11 @@ struct lim_replay {
 	uint64_t next_seq;
 	uint64_t n_groups;
 	struct group_stamp *groups;           /* sorted by id */
-	struct lim_replay_stats st;
+	struct lim_redo_stats st;
 	/* a policy arriving in parts */
 	uint8_t policy[LIM_POLICY_PART_LEN * 8];
 	uint32_t policy_have;                 /* bit per part received */
-	bool policy_started;                  /* part 0 seen in this replay */
+	bool policy_started;                  /* part 0 seen in this redo */
 };
 
 #define POLICY_PARTS ((sizeof(struct lim_policy) + LIM_POLICY_PART_LEN - 1) / \
@@ -129,7 +130,7 @@ in_use(struct lim_db *db, struct in_use *u)
 
 /* Take (or give back) from budget @p b what is in use; false if short. */
 static bool
-move_one(struct lim_replay *r, struct lim_budget *b, __int128 fen, bool take)
+move_one(struct lim_redo *r, struct lim_budget *b, __int128 fen, bool take)
 {
 	bool ok = true;
 
@@ -147,7 +148,7 @@ move_one(struct lim_replay *r, struct lim_budget *b, __int128 fen, bool take)
 
 /* Release (start) or take again (end) everything in use; false if short. */
 static bool
-budgets_move(struct lim_replay *r, bool take)
+budgets_move(struct lim_redo *r, bool take)
 {
 	struct in_use u;
 	bool ok;
@@ -159,11 +160,11 @@ budgets_move(struct lim_replay *r, bool take)
 	return ok;
 }
 
-struct lim_replay *
-lim_replay_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
-		  unsigned shard)
+struct lim_redo *
+lim_redo_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
+		unsigned shard)
 {
-	struct lim_replay *r = calloc(1, sizeof(*r));
+	struct lim_redo *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
@@ -190,7 +191,7 @@ lim_replay_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
 }
 
 void
-lim_replay_free(struct lim_replay *r)
+lim_redo_free(struct lim_redo *r)
 {
 	if (!r)
 		return;
@@ -199,14 +200,14 @@ lim_replay_free(struct lim_replay *r)
 }
 
 uint64_t
-lim_replay_next_seq(const struct lim_replay *r)
+lim_redo_next_seq(const struct lim_redo *r)
 {
 	return r->next_seq;
 }
 
 /* The seq up to which the snapshot's copy of @p u holds its effects. */
 static uint64_t
-user_stamp(const struct lim_replay *r, struct lim_user *u)
+user_stamp(const struct lim_redo *r, struct lim_user *u)
 {
 	struct lim_users *t = r->db->users;
 	uint64_t idx;
@@ -219,7 +220,7 @@ user_stamp(const struct lim_replay *r, struct lim_user *u)
 }
 
 static uint64_t
-group_stamp(const struct lim_replay *r, uint32_t id)
+group_stamp(const struct lim_redo *r, uint32_t id)
 {
 	struct group_stamp key = {id, 0}, *g;
 
@@ -230,7 +231,7 @@ group_stamp(const struct lim_replay *r, uint32_t id)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The rules of apply.c, on the replay's terms                                */
+/* The rules of apply.c, on the redo's terms                                  */
 
 /* apply.c funders_release(), for the entry only: budgets are derived. */
 static void
@@ -341,14 +342,14 @@ ref_delta(struct lim_op *ref, const struct lim_effect *e,
 
 /* An entry the live engine had reclaimed: it goes. */
 static void
-entry_drop(struct lim_replay *r, struct lim_op *old)
+entry_drop(struct lim_redo *r, struct lim_op *old)
 {
 	lim_ops_remove(r->db->ops, old);
 	r->st.entry_replaced++;
 }
 
 static int
-ops_insert(struct lim_replay *r, const struct lim_op *n, struct lim_op **out,
+ops_insert(struct lim_redo *r, const struct lim_op *n, struct lim_op **out,
 	   char *err, size_t errlen)
 {
 	int rc = 0;
@@ -369,11 +370,11 @@ ops_insert(struct lim_replay *r, const struct lim_op *n, struct lim_op **out,
 /*
  * A TOMBSTONE record's tombstone, if its key is free: the live insert
  * found it free too (an entry with that key would be older, so in the
- * snapshot or replayed already). Independent of the request's own entry:
+ * snapshot or redone already). Independent of the request's own entry:
  * the snapshot's walk may have copied one and not the other.
  */
 static int
-tombstone(struct lim_replay *r, const struct lim_effect *e,
+tombstone(struct lim_redo *r, const struct lim_effect *e,
 	  const struct lim_policy *p, char *err, size_t errlen)
 {
 	struct lim_op n, *t;
@@ -389,7 +390,7 @@ tombstone(struct lim_replay *r, const struct lim_effect *e,
 
 /* The request's own entry (and a TOMBSTONE's tombstone). */
 static int
-own_entries(struct lim_replay *r, const struct lim_effect *e,
+own_entries(struct lim_redo *r, const struct lim_effect *e,
 	    const struct lim_policy *p, char *err, size_t errlen)
 {
 	struct lim_op n, *cur, *mine;
@@ -415,7 +416,7 @@ own_entries(struct lim_replay *r, const struct lim_effect *e,
 
 /* Check every part that will be applied, before anything changes. */
 static int
-money_check(struct lim_replay *r, const struct lim_effect *e,
+money_check(struct lim_redo *r, const struct lim_effect *e,
 	    struct lim_user *u, bool do_user, struct lim_op *ref, bool do_ref,
 	    const struct lim_policy *p, struct lim_user *nu, char *err,
 	    size_t errlen)
@@ -442,7 +443,7 @@ money_check(struct lim_replay *r, const struct lim_effect *e,
 
 /* The group a record moves, if its stamp says so, and its new month. */
 static const struct lim_group *
-group_part(struct lim_replay *r, const struct lim_effect *e,
+group_part(struct lim_redo *r, const struct lim_effect *e,
 	   const struct lim_policy *p, uint32_t held_since,
 	   struct lim_group_state *gs, char *err, size_t errlen, int *rc)
 {
@@ -463,7 +464,7 @@ group_part(struct lim_replay *r, const struct lim_effect *e,
 }
 
 static int
-replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
+redo_money(struct lim_redo *r, const struct lim_effect *e, char *err,
 	     size_t errlen)
 {
 	struct lim_db *db = r->db;
@@ -523,7 +524,7 @@ replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
 
 /* Budgets are moved by the setters from the global room only. */
 static void
-flush_shard(struct lim_replay *r)
+flush_shard(struct lim_redo *r)
 {
 	const struct lim_funders *fs = lim_funders_get(r->db);
 
@@ -545,7 +546,7 @@ user_settings(struct lim_user *u, const struct lim_cfg_effect *c)
 }
 
 static int
-replay_user_set(struct lim_replay *r, const struct lim_cfg_effect *c)
+redo_user_set(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	struct lim_user *u = lim_users_find(r->db->users, c->id);
 	struct lim_user nu;
@@ -575,7 +576,7 @@ replay_user_set(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-funder_set(struct lim_replay *r, const struct lim_cfg_effect *c)
+funder_set(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	const struct lim_funders *fs = lim_funders_get(r->db);
 	const struct lim_funder *nf = &c->u.funder;
@@ -601,7 +602,7 @@ funder_set(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-policy_part(struct lim_replay *r, const struct lim_cfg_effect *c)
+policy_part(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	uint16_t part = c->u.policy.part, parts = c->u.policy.parts;
 	struct lim_policy p;
@@ -632,14 +633,14 @@ policy_part(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-replay_cfg(struct lim_replay *r, const struct lim_cfg_effect *c)
+redo_cfg(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	struct lim_group g;
 	int rc = 0;
 
 	switch (c->kind) {
 	case LIM_EFF_USER_SET:
-		return replay_user_set(r, c);
+		return redo_user_set(r, c);
 	case LIM_EFF_EXT_SET:
 		if (c->u.ext.user_id == 0) {
 			rc = lim_ext_del(r->db, c->id);
@@ -679,8 +680,8 @@ replay_cfg(struct lim_replay *r, const struct lim_cfg_effect *c)
 /* ------------------------------------------------------------------------ */
 
 int
-lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
-	   size_t errlen)
+lim_redo(struct lim_redo *r, const struct lim_effect *e, char *err,
+	 size_t errlen)
 {
 	int rc;
 
@@ -695,9 +696,9 @@ lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
 		return -EINVAL;
 	}
 	if (e->kind >= LIM_EFF_USER_SET)
-		rc = replay_cfg(r, (const struct lim_cfg_effect *)(const void *)e);
+		rc = redo_cfg(r, (const struct lim_cfg_effect *)(const void *)e);
 	else
-		rc = replay_money(r, e, err, errlen);
+		rc = redo_money(r, e, err, errlen);
 	if (rc)
 		return rc;
 	r->st.records++;
@@ -709,8 +710,8 @@ lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
 }
 
 int
-lim_replay_finish(struct lim_replay *r, struct lim_replay_stats *st, char *err,
-		  size_t errlen)
+lim_redo_finish(struct lim_redo *r, struct lim_redo_stats *st, char *err,
+		size_t errlen)
 {
 	int rc = 0;
 
