@@ -5,6 +5,7 @@
 #ifndef LIM_PVT_H
 #define LIM_PVT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -348,7 +349,128 @@ int lim_users_insert_bulk(struct lim_users *t, const struct lim_user *u,
 			  uint64_t n, uint64_t *done);
 
 /* ------------------------------------------------------------------------ */
-/* snapshot.c internals (tests, fuzzing, tools)                               */
+/* The snapshot format (docs/snapshot-format.md): snapshot_fmt.c checks and   */
+/* inspects files, snapshot_save.c writes them, snapshot_load.c loads them    */
+
+#define LIM_SNAP_MAGIC "AUTHSNAP"
+#define LIM_SNAP_TRAILER_MAGIC "SNAPEND"
+#define LIM_SNAP_VERSION 1u
+#define LIM_SNAP_ALIGN 64u
+#define LIM_SNAP_HDR_LEN 128u
+#define LIM_SNAP_HDR_SUMMED 120u   /* header bytes under its checksum */
+#define LIM_SNAP_PROGRESS_USERS (1u << 20) /* progress, QS every this many */
+
+enum lim_snap_type {
+	LIM_SNAP_POLICY = 1,
+	LIM_SNAP_FUNDERS,
+	LIM_SNAP_USERS,
+	LIM_SNAP_USER_STAMPS,
+	LIM_SNAP_USER_EXT,
+	LIM_SNAP_MERCHANTS,
+	LIM_SNAP_GROUPS,
+	LIM_SNAP_OPS,
+	LIM_SNAP_TRAILER,
+	LIM_SNAP_TYPES
+};
+
+struct lim_snap_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_len;
+	uint64_t created_s;
+	uint64_t seq_start;
+	uint64_t seq_end;
+	uint64_t file_bytes;
+	uint32_t n_sections;
+	uint32_t shards;
+	uint64_t table_checksum;   /* xxh3-64 of the section table */
+	uint8_t reserved[56];      /* zero */
+	uint64_t checksum;         /* xxh3-64 of bytes [0, 120) */
+};
+
+struct lim_snap_section {
+	uint32_t type;
+	uint32_t record_size;
+	uint64_t count;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t checksum;         /* xxh3-64 of the payload */
+	uint64_t reserved;         /* zero */
+};
+
+/* A group: its configuration, its state and the state's stamp. */
+struct lim_snap_group {
+	uint32_t group_id;
+	uint8_t n_members;
+	uint8_t pad[3];
+	int64_t budget_fen;
+	uint64_t members[LIM_GROUP_MEMBERS_MAX];
+	int64_t month_spend_fen;
+	uint32_t month_start_s;
+	uint32_t stamp;            /* stamp - seq_start */
+};
+
+struct lim_snap_trailer {
+	char magic[8];
+	uint64_t seq_start;
+	uint64_t seq_end;
+	uint64_t users;
+	uint64_t ops;
+	uint64_t file_bytes;
+	uint64_t reserved[2];
+};
+
+/* What each section type holds. */
+struct lim_snap_kind {
+	const char *name;
+	uint32_t record_size;
+	bool required;
+};
+
+extern const struct lim_snap_kind lim_snap_types[LIM_SNAP_TYPES];
+
+/* Sections start at the next 64-byte boundary. */
+static inline uint64_t
+lim_snap_align_up(uint64_t x)
+{
+	return (x + LIM_SNAP_ALIGN - 1) & ~(uint64_t)(LIM_SNAP_ALIGN - 1);
+}
+
+/** The name of section type @p type, "?" when unknown. */
+const char *lim_snap_type_name(uint32_t type);
+
+/* A snapshot image being read: trusted only once lim_snap_check_file() has
+ * passed, and then only its header, table and checksums. */
+struct lim_snap_in {
+	const uint8_t *p;
+	uint64_t len;
+	const char *name;
+	char *err;
+	size_t errlen;
+	struct lim_snap_header h;
+	unsigned n;
+	struct lim_snap_section sec[LIM_SNAP_SECTIONS_MAX];
+	const struct lim_snap_section *by_type[LIM_SNAP_TYPES];
+};
+
+/**
+ * Refuse @p in: "NAME: offset OFF: why" into in->err. Returns -EINVAL (each
+ * reader wraps it in its own printf-like bad()).
+ */
+__attribute__((format(printf, 3, 0))) int
+lim_snap_vfail(struct lim_snap_in *in, uint64_t off, const char *fmt,
+	       va_list ap);
+/** Everything that needs no record: header, table, checksums, trailer. */
+int lim_snap_check_file(struct lim_snap_in *in);
+/**
+ * Map @p path read-only (*len 0: an empty file, no mapping). 0 or a
+ * negative errno with @p err.
+ */
+int lim_snap_map(const char *path, const uint8_t **p, size_t *len, char *err,
+		 size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshot internals (tests, fuzzing, tools)                                 */
 
 /**
  * lim_snapshot_load() from a snapshot image in memory: @p name is used in
