@@ -9,7 +9,7 @@
  * 2. Journal: every segment header and the chain are checked, the records
  *    of the segments holding seq > seq_start are verified (checksum, kind,
  *    contiguous seq) and redone with lim_redo() from seq_start + 1.
- *    A torn tail (journal.c) is cut and reported; anything else that does
+ *    A torn tail (journal_scan.c) is cut and reported; anything else that does
  *    not verify stops start-up with the file, the byte offset and why.
  * 3. Cross-checks: the journal must hold seq_start + 1 (or start at 1
  *    without a snapshot) and reach at least the snapshot's seq_end: a

@@ -1,8 +1,8 @@
 /*
  * fuzz_journal.c - libFuzzer harness for the journal reader
- * (dataplane/journal.c: dp_journal_scan) and for start-up recovery from a
- * journal alone (dataplane/recovery.c: dp_recover, which redoes every
- * record with lim_redo()).
+ * (dataplane/ledger/journal_scan.c: dp_journal_scan) and for start-up
+ * recovery from a journal alone (dataplane/ledger/recovery.c: dp_recover,
+ * which redoes every record with lim_redo()).
  *
  * Input: a journal directory in a small container format:
  *
