@@ -224,20 +224,13 @@ auth_kl_fail(struct auth_kload *st, unsigned line, const char *fmt, ...)
 		snprintf(st->err, st->errlen, "%s: %s", st->path, msg);
 }
 
-/* Strict decimal u32: digits only, no sign, no overflow. */
+/* A whole number (lim.h, "Text") of at most UINT32_MAX in s[0, len). */
 static bool
 auth_parse_u32(const char *s, size_t len, uint32_t *out)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (len == 0 || len > 10)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
+	if (lim_parse_u64_span(s, len, UINT32_MAX, &v))
 		return false;
 	*out = (uint32_t)v;
 	return true;

@@ -72,7 +72,7 @@ usage(FILE *f, const char *prog)
 "  -j, --journal DIR     ledger journal directory (created if needed): every\n"
 "                        effect is appended, one fdatasync per batch; at start\n"
 "                        the snapshot is loaded and the journal after it\n"
-"                        replayed (a torn tail is cut; damage stops start-up\n"
+"                        redone (a torn tail is cut; damage stops start-up\n"
 "                        with file, offset and reason). docs/durability.md\n"
 "      --journal-segment-size N\n"
 "                        start a new segment file past N bytes (default\n"
@@ -251,7 +251,7 @@ load_db(const struct dp_config *cfg, unsigned shards,
 	if (!cfg->snapshot[0] && !o.journal_dir && cfg->mode == DP_MODE_DECIDE)
 		RTE_LOG(WARNING, USER1,
 			"no --snapshot: starting with an empty user base\n");
-	rcu_register_thread(); /* lookups and publishes while replaying */
+	rcu_register_thread(); /* lookups and publishes during the redo */
 	if (dp_recover(&o, &res, err, sizeof(err)))
 		die("cannot recover the state: %s", err);
 	rcu_unregister_thread();

@@ -3,6 +3,8 @@
  * optional INI config file, both through one table so a key means the same
  * in both places. The file is read first; the command line overrides it.
  * Every error names the option, the value, and (for the file) the line.
+ * Numbers are counts as lim.h reads them (decimal, optional k/M/G suffix:
+ * --users-max 10M); --clock fixed: takes unix seconds.
  *
  * The risk worker's settings (risk.h) come as --risk on|shadow|off,
  * --risk-set KEY=VALUE (repeatable) and, in the file, a [risk] section of
@@ -96,30 +98,6 @@ bad(char *err, size_t n, const char *name, const char *value, const char *why)
 	return -EINVAL;
 }
 
-static int
-parse_u64(const char *v, uint64_t *out)
-{
-	uint64_t mult = 1;
-	char *end;
-
-	errno = 0;
-	if (!*v || *v == '-')
-		return -EINVAL;
-	*out = strtoull(v, &end, 0);
-	/* Accept k/M/G suffixes: --users-max 10M. */
-	if (*end == 'k' || *end == 'K')
-		mult = 1000, end++;
-	else if (*end == 'M')
-		mult = 1000000, end++;
-	else if (*end == 'G')
-		mult = 1000000000, end++;
-	/* A product past 2^64 would wrap into range: 18446744073709552k = 384. */
-	if (errno || *end || *out > UINT64_MAX / mult)
-		return -EINVAL;
-	*out *= mult;
-	return 0;
-}
-
 static const char *const levels[] = {
 	[RTE_LOG_EMERG] = "emerg", [RTE_LOG_ALERT] = "alert",
 	[RTE_LOG_CRIT] = "crit", [RTE_LOG_ERR] = "error",
@@ -175,7 +153,7 @@ set_special(struct dp_config *c, const char *name, const char *v, char *err,
 			c->clock_mode = DP_CLOCK_REAL;
 			return 0;
 		}
-		if (strncmp(v, "fixed:", 6) || parse_u64(v + 6, &s) || s > UINT32_MAX)
+		if (strncmp(v, "fixed:", 6) || lim_parse_u64(v + 6, UINT32_MAX, &s))
 			return bad(err, n, name, v, "expected real or fixed:UNIX_SECONDS");
 		c->clock_mode = DP_CLOCK_FIXED;
 		c->clock_fixed_s = (uint32_t)s;
@@ -223,7 +201,7 @@ set_one(struct dp_config *c, const struct opt *o, const char *v, char *err,
 	default:
 		break;
 	}
-	if (parse_u64(v, &x) || x < o->min || x > o->max) {
+	if (lim_parse_count(v, o->max, &x) || x < o->min) {
 		char why[96];
 
 		snprintf(why, sizeof(why), "expected a number in %llu..%llu",

@@ -292,13 +292,9 @@ static int
 tel_lcore(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct dp_stats s;
-	char *end;
-	unsigned long i;
+	uint64_t i;
 
-	if (!params || !*params)
-		return -EINVAL;
-	i = strtoul(params, &end, 10);
-	if (*end)
+	if (lim_parse_u64(params, UINT32_MAX, &i))
 		return -EINVAL;
 	if (!tel_enter())
 		return -EAGAIN;

@@ -23,31 +23,10 @@
 
 #include "lim_pvt.h"
 
-static bool
-moves_money(enum lim_effect_kind k)
-{
-	return k != LIM_EFF_NONE && k != LIM_EFF_DECIDE && k != LIM_EFF_TOMBSTONE;
-}
-
-static int
-funder_slot(const struct lim_funders *fs, uint16_t funder_id)
-{
-	for (unsigned i = 0; i < fs->n && i < LIM_FUNDERS_MAX; i++)
-		if (fs->f[i].funder_id == funder_id)
-			return (int)i;
-	return -1;
-}
-
-static uint32_t
-max_u32(uint32_t a, uint32_t b)
-{
-	return a > b ? a : b;
-}
-
 /* The op entry of the request itself: its answer and, for AUTH, its book. */
-static void
-entry_init(struct lim_op *n, const struct lim_effect *e,
-	   const struct lim_policy *p)
+void
+lim_op_init(struct lim_op *n, const struct lim_effect *e,
+	    const struct lim_policy *p)
 {
 	memset(n, 0, sizeof(*n));
 	n->request_id = e->request_id;
@@ -79,7 +58,8 @@ entry_init(struct lim_op *n, const struct lim_effect *e,
 	} else {
 		n->state = LIM_OPS_HELD;
 		n->held_fen = e->amount_fen;
-		n->retain_until_s = max_u32(n->retain_until_s, e->hold_expires_s);
+		n->retain_until_s = lim_max_u32(n->retain_until_s,
+						e->hold_expires_s);
 	}
 }
 
@@ -94,13 +74,13 @@ insert_entries(struct lim_db *db, const struct lim_effect *e,
 	*mine = NULL;
 	if (e->kind == LIM_EFF_EXPIRE)
 		return 0;
-	entry_init(&n, e, p);
+	lim_op_init(&n, e, p);
 	*mine = lim_ops_insert(db->ops, &n, &rc);
 	if (!*mine)
 		return rc;
 	if (e->kind != LIM_EFF_TOMBSTONE)
 		return 0;
-	entry_init(&n, e, p);
+	lim_op_init(&n, e, p);
 	n.request_id = e->ref_id;
 	n.state = LIM_OPS_TOMBSTONE;
 	n.op = 0; /* marks a tombstone for lookups by other users */
@@ -118,7 +98,7 @@ static int
 funders_take(const struct lim_funders *fs, unsigned shard,
 	     const struct lim_effect *e)
 {
-	int slot = funder_slot(fs, e->funder_id);
+	int slot = lim_funder_slot(fs, e->funder_id);
 	int64_t bank = lim_bank_part(e->amount_fen, e->own_share_pct);
 
 	if (slot < 0)
@@ -154,7 +134,7 @@ funders_release(const struct lim_funders *fs, unsigned shard,
 	keep = (int64_t)((__int128)ref->funder_fen * (alive - x) / alive);
 	bank = ref->funder_fen - keep;
 	ref->funder_fen = keep;
-	slot = funder_slot(fs, ref->funder_id);
+	slot = lim_funder_slot(fs, ref->funder_id);
 	if (slot > 0)
 		lim_budget_give(fs->budget[slot], shard, bank);
 	if (slot == 0)
@@ -179,9 +159,9 @@ sat_add_u32(uint32_t a, int64_t b)
  * (which would drop the new month's spend, and a later give-back could then
  * take the month negative).
  */
-static void
-count_spend(struct lim_user *u, const struct lim_effect *e,
-	    const struct lim_policy *p)
+void
+lim_count_spend(struct lim_user *u, const struct lim_effect *e,
+		const struct lim_policy *p)
 {
 	uint32_t last_s = u->spend_min * 60;
 	uint32_t now_s = e->now_s > last_s ? e->now_s : last_s;
@@ -224,7 +204,7 @@ user_apply(struct lim_user *u, const struct lim_effect *e,
 	else
 		LIM_VERIFY(e->d_bucket_fen == 0);
 	if (e->count_spend)
-		count_spend(u, e, p);
+		lim_count_spend(u, e, p);
 	if (e->d_month_fen >= 0 ||
 	    held_since >= lim_month_start(u->spend_min * 60, p->tz_offset_s))
 		u->month_spend_fen += e->d_month_fen;
@@ -266,8 +246,8 @@ ref_apply(struct lim_db *db, const struct lim_funders *fs, unsigned shard,
 		ref->captured_fen += e->amount_fen;
 		ref->held_fen = 0;
 		ref->state = LIM_OPS_CAPTURED;
-		ref->retain_until_s = max_u32(ref->retain_until_s,
-					      e->now_s + p->refund_window_s);
+		ref->retain_until_s = lim_max_u32(ref->retain_until_s,
+						  e->now_s + p->refund_window_s);
 		break;
 	case LIM_EFF_VOID:
 	case LIM_EFF_EXPIRE:
@@ -288,13 +268,6 @@ ref_apply(struct lim_db *db, const struct lim_funders *fs, unsigned shard,
 		break;
 	}
 	(void)db;
-}
-
-static bool
-has_ref(enum lim_effect_kind k)
-{
-	return k == LIM_EFF_CAPTURE || k == LIM_EFF_VOID ||
-	       k == LIM_EFF_REFUND || k == LIM_EFF_EXPIRE;
 }
 
 /* Take what must be taken; undo and say -EAGAIN if anything does not fit. */
@@ -325,7 +298,7 @@ lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 	LIM_ASSERT(e->kind > LIM_EFF_NONE && e->kind < LIM_EFF_KINDS);
 	LIM_ASSERT(shard < db->shards);
 	LIM_VERIFY(u && u->user_id == e->user_id);
-	if (has_ref(e->kind) && !ref)
+	if (lim_eff_has_ref(e->kind) && !ref)
 		return -EINVAL;
 	rc = insert_entries(db, e, p, &mine);
 	if (rc)
@@ -341,12 +314,12 @@ lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 	e->seq = __atomic_add_fetch(&db->seq, 1, __ATOMIC_RELAXED);
 	if (mine) {
 		mine->last_seq = e->seq;
-		if (moves_money(e->kind))
+		if (lim_eff_moves_money(e->kind))
 			mine->ledger_seq = e->seq;
 	}
-	if (has_ref(e->kind))
+	if (lim_eff_has_ref(e->kind))
 		ref->last_seq = e->seq;
-	if (has_ref(e->kind))
+	if (lim_eff_has_ref(e->kind))
 		ref_apply(db, fs, shard, ref, e, p);
 	user_apply(u, e, p, ref ? ref->created_s : e->now_s);
 	if (g && e->group_id == g->group_id)

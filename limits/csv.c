@@ -7,7 +7,8 @@
  * a field may be double-quoted ("" is a quote inside); spaces around an
  * unquoted field are ignored; CRLF line ends and blank lines are accepted.
  * Amounts are parsed exactly from decimal text: fen as an integer, yuan
- * with at most two decimals; no floating point anywhere.
+ * with at most two decimals; no floating point anywhere. Numbers, amounts
+ * and times have the syntax of every other input (lim.h, "Text").
  *
  * Every error names the file, the line (1 = the header) and the column:
  *   users.csv:17: column limit_fen: '12a' is not an amount
@@ -240,26 +241,6 @@ field(const struct csv *c, unsigned id)
 
 /* ---- values ------------------------------------------------------------- */
 
-/* Decimal digits only, at most @p max. -1: not a number, -2: too large. */
-static int
-parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v) ||
-		    v > max)
-			return -2;
-	}
-	*out = v;
-	return 0;
-}
-
 static int
 get_uint(struct csv *c, unsigned id, uint64_t max, uint64_t *out)
 {
@@ -268,10 +249,10 @@ get_uint(struct csv *c, unsigned id, uint64_t max, uint64_t *out)
 
 	if (!v)
 		return 1;
-	rc = parse_uint(v, max, out);
-	if (rc == -1)
+	rc = lim_parse_u64(v, max, out);
+	if (rc == -EINVAL)
 		return col_fail(c, id, "'%s' is not a number", v);
-	if (rc == -2)
+	if (rc)
 		return col_fail(c, id, "'%s' is out of range 0..%llu", v,
 				(unsigned long long)max);
 	return 0;
@@ -290,37 +271,19 @@ get_bool(struct csv *c, unsigned id, bool *out)
 	return 0;
 }
 
-/* Yuan with at most two decimals, exactly, into fen. */
+/* Yuan with at most two decimals, exactly, into fen (lim_parse_yuan). */
 static int
 parse_yuan(struct csv *c, unsigned id, const char *v, int64_t *out)
 {
-	const char *dot = strchr(v, '.');
-	char whole[24];
-	uint64_t y = 0, f = 0;
-	size_t n = dot ? (size_t)(dot - v) : strlen(v), d;
+	int rc = lim_parse_yuan(v, out, NULL, 0);
 
-	if (n == 0)
-		return col_fail(c, id, "'%s' is not an amount", v);
-	if (n >= sizeof(whole))
+	if (rc == -EDOM)
+		return col_fail(c, id, "'%s' has more than 2 decimals", v);
+	if (rc == -ERANGE)
 		return col_fail(c, id, "'%s' is out of range (at most %lld "
 				"yuan)", v, LIM_MONEY_MAX / YUAN);
-	memcpy(whole, v, n);
-	whole[n] = '\0';
-	if (parse_uint(whole, LIM_MONEY_MAX / YUAN, &y) == -1)
+	if (rc)
 		return col_fail(c, id, "'%s' is not an amount", v);
-	if (parse_uint(whole, LIM_MONEY_MAX / YUAN, &y) == -2)
-		return col_fail(c, id, "'%s' is out of range (at most %lld "
-				"yuan)", v, LIM_MONEY_MAX / YUAN);
-	if (dot) {
-		d = strlen(dot + 1);
-		if (d == 0 || parse_uint(dot + 1, 99, &f) == -1)
-			return col_fail(c, id, "'%s' is not an amount", v);
-		if (d > 2)
-			return col_fail(c, id, "'%s' has more than 2 decimals", v);
-		if (d == 1)
-			f *= 10;
-	}
-	*out = (int64_t)(y * YUAN + f);
 	return 0;
 }
 
@@ -339,95 +302,24 @@ get_money(struct csv *c, unsigned fen, unsigned yuan, int64_t *out)
 		return yuan < c->nnames && field(c, yuan)
 			       ? parse_yuan(c, yuan, field(c, yuan), out)
 			       : 1;
-	rc = parse_uint(v, LIM_MONEY_MAX, &u);
-	if (rc == -1)
+	rc = lim_parse_u64(v, LIM_MONEY_MAX, &u);
+	if (rc == -EINVAL)
 		return col_fail(c, fen, "'%s' is not an amount", v);
-	if (rc == -2)
+	if (rc)
 		return col_fail(c, fen, "'%s' is out of range (at most %lld "
 				"fen)", v, LIM_MONEY_MAX);
 	*out = (int64_t)u;
 	return 0;
 }
 
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool
-digits(const char *s, unsigned n, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* YYYY-MM-DD, optionally [T ]HH:MM[:SS] then Z or +00:00 (UTC only). */
-static bool
-parse_iso(const char *s, uint32_t *out)
-{
-	static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30,
-					   31, 31, 30, 31, 30, 31};
-	unsigned y, mo, d, h = 0, mi = 0, sec = 0;
-	const char *p = s + 10;
-	int64_t t;
-
-	if (strlen(s) < 10 || !digits(s, 4, &y) || s[4] != '-' ||
-	    !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d))
-		return false;
-	if (*p == 'T' || *p == ' ') {
-		if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi))
-			return false;
-		p += 6;
-		if (*p == ':') {
-			if (!digits(p + 1, 2, &sec))
-				return false;
-			p += 3;
-		}
-		if (strcmp(p, "Z") && strcmp(p, "+00:00"))
-			return false;
-	} else if (*p && strcmp(p, "Z")) {
-		return false;
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
-	    mi > 59 || sec > 59 ||
-	    (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))))
-		return false;
-	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-	if (t < 0 || t > UINT32_MAX)
-		return false;
-	*out = (uint32_t)t;
-	return true;
-}
-
 static int
 get_time(struct csv *c, unsigned id, uint32_t *out)
 {
 	const char *v = field(c, id);
-	uint64_t u;
 
 	if (!v)
 		return 1;
-	if (parse_uint(v, UINT32_MAX, &u) == 0) {
-		*out = (uint32_t)u;
-		return 0;
-	}
-	if (parse_iso(v, out))
+	if (lim_parse_time(v, out, NULL, 0) == 0)
 		return 0;
 	return col_fail(c, id, "'%s' is not unix seconds or an ISO 8601 UTC "
 			"time (e.g. 2026-11-11T00:00:00Z)", v);

@@ -24,11 +24,13 @@
 #ifndef LIM_H
 #define LIM_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------------ */
 /* Bounds                                                                     */
@@ -600,13 +602,57 @@ int lim_apply(struct lim_db *db, unsigned shard, struct lim_user *u,
 	      struct lim_effect *e);
 
 /* ------------------------------------------------------------------------ */
+/* Files: atomic, durable replacement (limits/file.c)                         */
+
+/*
+ * Replace PATH: write PATH.tmp.XXXXXX in the same directory (0600, then
+ * @p mode), fsync it, rename it over PATH, fsync the directory. 0 only when
+ * all of that succeeded: a failed directory fsync is an error too (the
+ * rename might not survive a crash), reported after the rename, so PATH may
+ * then already be the new file. Before the rename every failure removes the
+ * temporary file. Errors are negative errnos, with the file, the step and
+ * the reason in @p err ("x.snap.tmp.Ab12Cd: write: No space left on device").
+ */
+struct lim_file_tmp {
+	int fd;                    /* the temporary file: write here */
+	char path[PATH_MAX];       /* what it replaces */
+	char tmp[PATH_MAX];
+};
+
+/** Write @p buf as the new content of @p path, as above. */
+int lim_file_replace(const char *path, const void *buf, size_t len,
+		     mode_t mode, char *err, size_t errlen);
+/**
+ * Start replacing @p path with a file written piece by piece (a snapshot):
+ * write through @p t->fd (positioned writes too), then lim_file_tmp_commit()
+ * or lim_file_tmp_abort(). 0 or a negative errno with @p err.
+ */
+int lim_file_tmp_open(struct lim_file_tmp *t, const char *path, mode_t mode,
+		      char *err, size_t errlen);
+/** fsync, close, rename over the path, fsync the directory (once). */
+int lim_file_tmp_commit(struct lim_file_tmp *t, char *err, size_t errlen);
+/** Give up: close and remove the temporary file (nothing when committed). */
+void lim_file_tmp_abort(struct lim_file_tmp *t);
+/** Rename @p from to @p to and fsync @p to's directory (publish a file). */
+int lim_file_rename(const char *from, const char *to, char *err,
+		    size_t errlen);
+/** fsync directory @p dir (after a create, rename or unlink in it). */
+int lim_fsync_dir(const char *dir, char *err, size_t errlen);
+/**
+ * Write all @p len bytes to @p fd (at @p at when @p positioned), through
+ * short writes and EINTR. 0, a negative errno, or -EIO when nothing moves.
+ */
+int lim_write_full(int fd, const void *buf, size_t len, off_t at,
+		   bool positioned);
+
+/* ------------------------------------------------------------------------ */
 /* Snapshots and imports                                                      */
 
 /*
  * Snapshots are taken while the dataplane runs (no stop): each user is
  * copied under its lock together with the ledger seq at that moment (its
  * stamp), each op entry under its user's lock (entries carry last_seq), each
- * group's state under the group lock with its stamp. Recovery replays a
+ * group's state under the group lock with its stamp. Recovery redoes a
  * journal effect with seq > seq_start onto a user only if seq > the user's
  * stamp, onto an entry only if seq > its last_seq, onto a group only if seq >
  * its stamp; effects with seq <= seq_start are in the snapshot already.
@@ -685,6 +731,66 @@ int lim_snapshot_inspect(const char *path, struct lim_snapshot_info *info,
 			 char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
+/* Text: numbers, money, times (limits/text.c)                                */
+
+/*
+ * One syntax for each kind of value, wherever it is read (the control
+ * protocol, CSV files, command lines, the config file, the journal's and
+ * the export's own files), and one way of writing it:
+ *
+ *   whole number  decimal digits only: no sign, no blank, no base prefix,
+ *                 no separator; leading zeros allowed ("007")
+ *   count         a whole number, optionally followed by k or K (x 1000),
+ *                 M (x 10^6) or G (x 10^9): "10M"
+ *   hex           1 to 16 hexadecimal digits, either case, no "0x"
+ *   yuan          digits, optionally '.' and one or two digits: "5000",
+ *                 "5000.5", "5000.50" (not ".5", "5000.", "5e3", "+5")
+ *   amount        yuan, or a whole number of fen and "fen": "500050fen"
+ *   time          unix seconds 0 .. 4294967295, or ISO 8601 in UTC:
+ *                 YYYY-MM-DD (midnight), or YYYY-MM-DDTHH:MM[:SS] then Z
+ *                 or +00:00; from 1970-01-01 to 2106-02-07T06:28:15Z
+ *
+ * Parsers return 0 with the value, or a negative errno and leave the output
+ * alone: -EINVAL, not of the syntax (or not a calendar date); -ERANGE, of
+ * the syntax but outside the bounds (a number past @p max or past 2^64, an
+ * amount above LIM_MONEY_MAX, a time outside uint32_t seconds); -EDOM, yuan
+ * with more than two decimals (finer than a fen). Those taking @p err write
+ * the reason there, for an operator ("more than 2 decimal places ..."); a
+ * caller with its own wording chooses it by the return value.
+ */
+#define LIM_TEXT_LEN 32 /* holds what any lim_fmt_*() writes, NUL included */
+
+/** A whole number of at most @p max (see "Text" above for the syntax). */
+int lim_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/** The same for exactly the @p len bytes at @p s (not NUL-terminated). */
+int lim_parse_u64_span(const char *s, size_t len, uint64_t max,
+		       uint64_t *out);
+/** A count: a whole number with an optional k/K/M/G suffix, <= @p max. */
+int lim_parse_count(const char *s, uint64_t max, uint64_t *out);
+/** 1 to 16 hexadecimal digits (a journal id); more is -ERANGE. */
+int lim_parse_x64(const char *s, uint64_t *out);
+/** Yuan with at most two decimals, exactly, into 0 ..= LIM_MONEY_MAX fen. */
+int lim_parse_yuan(const char *s, int64_t *fen, char *err, size_t errlen);
+/** An amount: yuan as lim_parse_yuan(), or whole fen with "fen" after. */
+int lim_parse_amount(const char *s, int64_t *fen, char *err, size_t errlen);
+/**
+ * @p fen as yuan with exactly two decimals and a '-' when negative
+ * ("-12.34", "0.05"): what lim_parse_yuan() reads back, for fen >= 0.
+ * Returns @p buf.
+ */
+const char *lim_fmt_yuan(int64_t fen, char *buf, size_t n);
+
+/** A time (unix seconds or ISO 8601 UTC, see above) into unix seconds. */
+int lim_parse_time(const char *s, uint32_t *out, char *err, size_t errlen);
+/** "2026-11-25T08:00:00Z": always 20 characters. Returns @p buf. */
+const char *lim_fmt_time(uint32_t t, char *buf, size_t n);
+
+/** Days from 1970-01-01 to civil date @p y-@p m-@p d (may be negative). */
+int64_t lim_days_from_civil(int64_t y, unsigned m, unsigned d);
+/** Days in month @p m (1..12) of year @p y; 0 for another @p m. */
+unsigned lim_month_days(int64_t y, unsigned m);
+
+/* ------------------------------------------------------------------------ */
 /* CSV import (limits/csv.c; the columns are in docs/snapshot-format.md)      */
 
 /**
@@ -743,7 +849,7 @@ int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
 		 size_t errlen);
 
 /* ------------------------------------------------------------------------ */
-/* Settings effects and journal replay (limits/replay.c)                     */
+/* Settings effects and the journal redo (limits/redo.c)                    */
 
 /**
  * Take the next ledger sequence for a settings effect (struct
@@ -752,7 +858,7 @@ int lim_gen_fill(struct lim_db *db, const struct lim_gen_config *cfg,
  * the record to the ledger (dp_ledger_submit): the ledger writes seqs
  * without gaps and stops the engine when one never arrives.
  * A USER_SET record carries every setting of the slot after the change
- * (limit, self cap, cool-off, region, tier, flags, risk), so replaying it
+ * (limit, self cap, cool-off, region, tier, flags, risk), so redoing it
  * sets them all; the other kinds carry the whole record they publish.
  */
 static inline uint64_t
@@ -787,8 +893,8 @@ lim_cfg_user_set(struct lim_cfg_effect *c, uint64_t seq,
 	c->u.user.created = created;
 }
 
-/* What a replay did, for the start-up report and the tests. */
-struct lim_replay_stats {
+/* What a redo did, for the start-up report and the tests. */
+struct lim_redo_stats {
 	uint64_t records;
 	uint64_t by_kind[LIM_EFF_KINDS];
 	uint64_t user_applied;     /* seq > the user's snapshot stamp */
@@ -810,18 +916,18 @@ struct lim_replay_stats {
 	uint64_t settings_failed;  /* a settings record the db refused */
 };
 
-struct lim_replay; /* opaque: stamps index, policy parts being assembled */
+struct lim_redo; /* opaque: stamps index, policy parts being assembled */
 
 /**
- * Start replaying journal records onto @p db, loaded from a snapshot whose
- * @p meta says what it holds (NULL: an empty db, replay from seq 1).
+ * Start redoing journal records onto @p db, loaded from a snapshot whose
+ * @p meta says what it holds (NULL: an empty db, redo from seq 1).
  * Budgets move through shard @p shard (a shard no other thread uses).
  * Call from a registered QSBR thread, online; @p db not shared yet.
  * NULL on allocation failure.
  */
-struct lim_replay *lim_replay_create(struct lim_db *db,
-				     const struct lim_snapshot_meta *meta,
-				     unsigned shard);
+struct lim_redo *lim_redo_create(struct lim_db *db,
+				 const struct lim_snapshot_meta *meta,
+				 unsigned shard);
 
 /**
  * Apply one journal record (struct lim_effect or lim_cfg_effect by kind)
@@ -829,29 +935,29 @@ struct lim_replay *lim_replay_create(struct lim_db *db,
  * request's op entry inserted if absent (replacing an older entry of the
  * same key), a ref entry updated only if seq > its last_seq, a group's
  * month only if seq > the group's stamp, settings set; db->seq := seq.
- * Budgets are released at lim_replay_create() and derived again by
- * lim_replay_finish() (replay.c says why).
+ * Budgets are released at lim_redo_create() and derived again by
+ * lim_redo_finish() (redo.c says why).
  * Records must come in contiguous seq order from meta->seq_start + 1.
  * @return 0; -ERANGE (not the next seq); -EINVAL (kind out of range);
  *         -EBADMSG (the record contradicts the state: a balance would go
  *         negative or an entry is another user's: the snapshot and the
  *         journal do not belong together); @p err says which and why.
  */
-int lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
-	       size_t errlen);
+int lim_redo(struct lim_redo *r, const struct lim_effect *e, char *err,
+	     size_t errlen);
 
-/** The next seq lim_replay() expects. */
-uint64_t lim_replay_next_seq(const struct lim_replay *r);
+/** The next seq lim_redo() expects. */
+uint64_t lim_redo_next_seq(const struct lim_redo *r);
 
 /**
- * End a replay (once): take the budgets again as the state says they are
+ * End a redo (once): take the budgets again as the state says they are
  * used (the ceiling: the users' debt and holds; each funder's quota: its
  * part of the live loans), as snapshot load does. Returns the stats in
  * @p st; 0, or -EBADMSG with @p err when that exceeds a ceiling or quota.
  */
-int lim_replay_finish(struct lim_replay *r, struct lim_replay_stats *st,
-		      char *err, size_t errlen);
+int lim_redo_finish(struct lim_redo *r, struct lim_redo_stats *st,
+		    char *err, size_t errlen);
 
-void lim_replay_free(struct lim_replay *r);
+void lim_redo_free(struct lim_redo *r);
 
 #endif /* LIM_H */

@@ -5,10 +5,12 @@
 #ifndef LIM_PVT_H
 #define LIM_PVT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "lim.h"
 
@@ -67,6 +69,136 @@ lim_mix64(uint64_t x)
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return x ^ (x >> 31);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open-addressing indexes and their memory (users.c, ops.c)                  */
+
+/*
+ * An index entry is (tag:32 | slot:32), 0 when empty. The tag is the low
+ * 32 bits of the key's hash, never 0: a hash whose low bits are all zero
+ * gets bit 31, which lies above any index mask, so tag & mask is still a
+ * home position for an index that takes its home from the tag (ops.c).
+ */
+static inline uint32_t
+lim_idx_tag(uint64_t h)
+{
+	uint32_t tag = (uint32_t)h;
+
+	return tag ? tag : 0x80000000u;
+}
+
+static inline uint64_t
+lim_idx_entry(uint32_t tag, uint32_t slot)
+{
+	return (uint64_t)tag << 32 | slot;
+}
+
+static inline uint32_t
+lim_idx_entry_tag(uint64_t e)
+{
+	return (uint32_t)(e >> 32);
+}
+
+static inline uint32_t
+lim_idx_entry_slot(uint64_t e)
+{
+	return (uint32_t)e;
+}
+
+/** The smallest power of two >= @p x (1 for 0). */
+static inline uint64_t
+lim_pow2_at_least(uint64_t x)
+{
+	uint64_t p = 1;
+
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Reserve @p bytes of zeroed anonymous memory, not committed until touched
+ * (a table sized for its maximum costs only what it uses). Transparent huge
+ * pages are advised, not required: without them the table works on small
+ * pages. NULL on failure; munmap() frees it.
+ */
+static inline void *
+lim_map_anon(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* apply.c's rules, shared with the journal redo (redo.c)                    */
+
+/* Kinds that change balances or budgets (the others only record an answer). */
+static inline bool
+lim_eff_moves_money(enum lim_effect_kind k)
+{
+	return k != LIM_EFF_NONE && k != LIM_EFF_DECIDE && k != LIM_EFF_TOMBSTONE;
+}
+
+/* Kinds that act on an earlier authorization, the ref entry. */
+static inline bool
+lim_eff_has_ref(enum lim_effect_kind k)
+{
+	return k == LIM_EFF_CAPTURE || k == LIM_EFF_VOID ||
+	       k == LIM_EFF_REFUND || k == LIM_EFF_EXPIRE;
+}
+
+/* The slot of @p funder_id in @p fs, or -1. */
+static inline int
+lim_funder_slot(const struct lim_funders *fs, uint16_t funder_id)
+{
+	for (unsigned i = 0; i < fs->n && i < LIM_FUNDERS_MAX; i++)
+		if (fs->f[i].funder_id == funder_id)
+			return (int)i;
+	return -1;
+}
+
+static inline uint32_t
+lim_max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+/** Fill @p n with the op entry effect @p e creates for its own request. */
+void lim_op_init(struct lim_op *n, const struct lim_effect *e,
+		 const struct lim_policy *p);
+/** Count spend @p e in @p u's velocity windows and month (under its lock). */
+void lim_count_spend(struct lim_user *u, const struct lim_effect *e,
+		     const struct lim_policy *p);
+
+/* ------------------------------------------------------------------------ */
+/* Calendar                                                                   */
+
+/*
+ * The civil date of day @p z since 1970-01-01 (H. Hinnant's civil_from_days,
+ * the inverse of lim_days_from_civil()). Inline: lim_month_start() needs it
+ * on every approval, text.c to print a time.
+ */
+static inline void
+lim_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -217,7 +349,128 @@ int lim_users_insert_bulk(struct lim_users *t, const struct lim_user *u,
 			  uint64_t n, uint64_t *done);
 
 /* ------------------------------------------------------------------------ */
-/* snapshot.c internals (tests, fuzzing, tools)                               */
+/* The snapshot format (docs/snapshot-format.md): snapshot_fmt.c checks and   */
+/* inspects files, snapshot_save.c writes them, snapshot_load.c loads them    */
+
+#define LIM_SNAP_MAGIC "AUTHSNAP"
+#define LIM_SNAP_TRAILER_MAGIC "SNAPEND"
+#define LIM_SNAP_VERSION 1u
+#define LIM_SNAP_ALIGN 64u
+#define LIM_SNAP_HDR_LEN 128u
+#define LIM_SNAP_HDR_SUMMED 120u   /* header bytes under its checksum */
+#define LIM_SNAP_PROGRESS_USERS (1u << 20) /* progress, QS every this many */
+
+enum lim_snap_type {
+	LIM_SNAP_POLICY = 1,
+	LIM_SNAP_FUNDERS,
+	LIM_SNAP_USERS,
+	LIM_SNAP_USER_STAMPS,
+	LIM_SNAP_USER_EXT,
+	LIM_SNAP_MERCHANTS,
+	LIM_SNAP_GROUPS,
+	LIM_SNAP_OPS,
+	LIM_SNAP_TRAILER,
+	LIM_SNAP_TYPES
+};
+
+struct lim_snap_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_len;
+	uint64_t created_s;
+	uint64_t seq_start;
+	uint64_t seq_end;
+	uint64_t file_bytes;
+	uint32_t n_sections;
+	uint32_t shards;
+	uint64_t table_checksum;   /* xxh3-64 of the section table */
+	uint8_t reserved[56];      /* zero */
+	uint64_t checksum;         /* xxh3-64 of bytes [0, 120) */
+};
+
+struct lim_snap_section {
+	uint32_t type;
+	uint32_t record_size;
+	uint64_t count;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t checksum;         /* xxh3-64 of the payload */
+	uint64_t reserved;         /* zero */
+};
+
+/* A group: its configuration, its state and the state's stamp. */
+struct lim_snap_group {
+	uint32_t group_id;
+	uint8_t n_members;
+	uint8_t pad[3];
+	int64_t budget_fen;
+	uint64_t members[LIM_GROUP_MEMBERS_MAX];
+	int64_t month_spend_fen;
+	uint32_t month_start_s;
+	uint32_t stamp;            /* stamp - seq_start */
+};
+
+struct lim_snap_trailer {
+	char magic[8];
+	uint64_t seq_start;
+	uint64_t seq_end;
+	uint64_t users;
+	uint64_t ops;
+	uint64_t file_bytes;
+	uint64_t reserved[2];
+};
+
+/* What each section type holds. */
+struct lim_snap_kind {
+	const char *name;
+	uint32_t record_size;
+	bool required;
+};
+
+extern const struct lim_snap_kind lim_snap_types[LIM_SNAP_TYPES];
+
+/* Sections start at the next 64-byte boundary. */
+static inline uint64_t
+lim_snap_align_up(uint64_t x)
+{
+	return (x + LIM_SNAP_ALIGN - 1) & ~(uint64_t)(LIM_SNAP_ALIGN - 1);
+}
+
+/** The name of section type @p type, "?" when unknown. */
+const char *lim_snap_type_name(uint32_t type);
+
+/* A snapshot image being read: trusted only once lim_snap_check_file() has
+ * passed, and then only its header, table and checksums. */
+struct lim_snap_in {
+	const uint8_t *p;
+	uint64_t len;
+	const char *name;
+	char *err;
+	size_t errlen;
+	struct lim_snap_header h;
+	unsigned n;
+	struct lim_snap_section sec[LIM_SNAP_SECTIONS_MAX];
+	const struct lim_snap_section *by_type[LIM_SNAP_TYPES];
+};
+
+/**
+ * Refuse @p in: "NAME: offset OFF: why" into in->err. Returns -EINVAL (each
+ * reader wraps it in its own printf-like bad()).
+ */
+__attribute__((format(printf, 3, 0))) int
+lim_snap_vfail(struct lim_snap_in *in, uint64_t off, const char *fmt,
+	       va_list ap);
+/** Everything that needs no record: header, table, checksums, trailer. */
+int lim_snap_check_file(struct lim_snap_in *in);
+/**
+ * Map @p path read-only (*len 0: an empty file, no mapping). 0 or a
+ * negative errno with @p err.
+ */
+int lim_snap_map(const char *path, const uint8_t **p, size_t *len, char *err,
+		 size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshot internals (tests, fuzzing, tools)                                 */
 
 /**
  * lim_snapshot_load() from a snapshot image in memory: @p name is used in
@@ -238,6 +491,15 @@ struct lim_db *lim_snapshot_load_buf(const void *buf, size_t len,
  * Fields that make no sense are left alone for the loader to refuse.
  */
 void lim_snapshot_reseal(void *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* file.c internals (tests)                                                   */
+
+/**
+ * Make the next lim_fsync_dir() of the process fail with -@p errnum, once,
+ * as a full or failing disk would (0 disarms).
+ */
+void lim_file_inject_dir_sync_error(int errnum);
 
 /*
  * Fault in @p bytes at @p p now (MADV_POPULATE_WRITE, or a write per page

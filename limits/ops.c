@@ -28,7 +28,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lim_pvt.h"
 
@@ -75,22 +74,6 @@ hash_part(const struct lim_ops *s, uint64_t h)
 	return s->part_bits ? (unsigned)(h >> (64 - s->part_bits)) : 0;
 }
 
-/* Low 32 bits, never 0; bit 31 is above any index mask, so tag & mask is
- * still the home position when the low bits are all zero. */
-static inline uint32_t
-hash_tag(uint64_t h)
-{
-	uint32_t tag = (uint32_t)h;
-
-	return tag ? tag : 0x80000000u;
-}
-
-static inline uint64_t
-entry_make(uint32_t tag, uint32_t slot)
-{
-	return (uint64_t)tag << 32 | slot;
-}
-
 static inline struct lim_op *
 part_pool(const struct lim_ops *s, unsigned p)
 {
@@ -103,35 +86,13 @@ part_index(const struct lim_ops *s, unsigned p)
 	return s->index + (uint64_t)p * (s->idx_mask + 1ULL);
 }
 
-static uint64_t
-pow2_at_least(uint64_t x)
-{
-	uint64_t p = 1;
-
-	while (p < x)
-		p <<= 1;
-	return p;
-}
-
-static void *
-map_zeroed(size_t bytes)
-{
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	(void)madvise(p, bytes, MADV_HUGEPAGE);
-	return p;
-}
-
 /* Partition count, entries per partition and index length for @p capacity. */
 static void
 ops_geometry(struct lim_ops *s, uint64_t capacity)
 {
 	uint64_t mean, idx_len;
 
-	s->nparts = (unsigned)pow2_at_least(
+	s->nparts = (unsigned)lim_pow2_at_least(
 		(capacity + OPS_PART_TARGET - 1) / OPS_PART_TARGET);
 	if (s->nparts > OPS_PARTS_MAX)
 		s->nparts = OPS_PARTS_MAX;
@@ -139,7 +100,7 @@ ops_geometry(struct lim_ops *s, uint64_t capacity)
 	mean = (capacity + s->nparts - 1) / s->nparts;
 	/* hashing spreads keys unevenly: ~4 sigma headroom at 2048..4096 */
 	s->per = (uint32_t)(s->nparts > 1 ? mean + mean / 16 : mean);
-	idx_len = pow2_at_least(((uint64_t)s->per * 4 + 2) / 3);
+	idx_len = lim_pow2_at_least(((uint64_t)s->per * 4 + 2) / 3);
 	s->idx_mask = (uint32_t)(idx_len - 1);
 }
 
@@ -165,8 +126,8 @@ lim_ops_create(uint64_t capacity)
 			 sizeof(uint64_t);
 	s->part = aligned_alloc(LIM_CACHE_LINE,
 				s->nparts * sizeof(struct ops_part));
-	s->pool = map_zeroed(s->pool_bytes);
-	s->index = map_zeroed(s->index_bytes);
+	s->pool = lim_map_anon(s->pool_bytes);
+	s->index = lim_map_anon(s->index_bytes);
 	if (!s->part || !s->pool || !s->index) {
 		lim_ops_free(s);
 		return NULL;
@@ -202,20 +163,20 @@ idx_find(const struct lim_ops *s, unsigned p, uint64_t h, uint32_t gateway_id,
 {
 	const uint64_t *idx = part_index(s, p);
 	const struct lim_op *pool = part_pool(s, p);
-	uint32_t tag = hash_tag(h), i = tag & s->idx_mask;
+	uint32_t tag = lim_idx_tag(h), i = tag & s->idx_mask;
 
 	for (uint32_t n = 0; n <= s->idx_mask; n++) {
 		uint64_t e = idx[i];
 
 		if (e == 0)
 			break;
-		if ((uint32_t)(e >> 32) == tag) {
-			const struct lim_op *op = &pool[(uint32_t)e];
+		if (lim_idx_entry_tag(e) == tag) {
+			const struct lim_op *op = &pool[lim_idx_entry_slot(e)];
 
 			if (op->request_id == request_id &&
 			    op->gateway_id == gateway_id) {
 				*pos = i;
-				return (uint32_t)e;
+				return lim_idx_entry_slot(e);
 			}
 		}
 		i = (i + 1) & s->idx_mask;
@@ -239,7 +200,7 @@ idx_delete(uint64_t *idx, uint32_t mask, uint32_t i)
 		e = idx[j];
 		if (e == 0)
 			break;
-		home = (uint32_t)(e >> 32) & mask;
+		home = lim_idx_entry_tag(e) & mask;
 		/* e may fill the hole unless its home lies in (i, j] */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			idx[i] = e;
@@ -341,7 +302,7 @@ lim_ops_insert(struct lim_ops *s, const struct lim_op *init, int *rc)
 	op = &pool[slot];
 	*op = *init;
 	op->next = OPS_LIVE;
-	part_index(s, p)[pos] = entry_make(hash_tag(h), slot);
+	part_index(s, p)[pos] = lim_idx_entry(lim_idx_tag(h), slot);
 	__atomic_store_n(&pt->count, pt->count + 1, __ATOMIC_RELAXED);
 	LIM_ASSERT(pt->count <= s->per);
 out:
@@ -544,7 +505,7 @@ lim_ops_prefetch(const struct lim_ops *s, uint32_t gateway_id,
 
 	/* The partition header (its lock is written) and the probe's start. */
 	__builtin_prefetch(&s->part[p], 1, 3);
-	__builtin_prefetch(&part_index(s, p)[hash_tag(h) & s->idx_mask], 0, 3);
+	__builtin_prefetch(&part_index(s, p)[lim_idx_tag(h) & s->idx_mask], 0, 3);
 }
 
 void
@@ -572,7 +533,7 @@ lim_ops_prefetch_entry(const struct lim_ops *s, uint32_t gateway_id,
 	uint64_t h = ops_hash(gateway_id, request_id);
 	unsigned p = hash_part(s, h);
 	const uint64_t *idx = part_index(s, p);
-	uint32_t tag = hash_tag(h), i = tag & s->idx_mask;
+	uint32_t tag = lim_idx_tag(h), i = tag & s->idx_mask;
 
 	/* An unlocked peek at the index for the first entry with the key's
 	 * tag: only a hint for the cache; the find reads it locked. */
@@ -581,8 +542,8 @@ lim_ops_prefetch_entry(const struct lim_ops *s, uint32_t gateway_id,
 
 		if (e == 0)
 			return;
-		if ((uint32_t)(e >> 32) == tag) {
-			const struct lim_op *op = &part_pool(s, p)[(uint32_t)e];
+		if (lim_idx_entry_tag(e) == tag) {
+			const struct lim_op *op = &part_pool(s, p)[lim_idx_entry_slot(e)];
 
 			__builtin_prefetch(op, 1, 3);
 			__builtin_prefetch((const char *)op + 64, 1, 3);

@@ -124,29 +124,14 @@ lim_day_start(uint32_t now_s, int32_t tz_offset_s)
 	return (uint32_t)(day * DAY_S - tz_offset_s);
 }
 
-/*
- * Civil date of a day count since 1970-01-01 (Howard Hinnant's
- * days_from_civil inverse); only the day of the month is needed here.
- */
-static unsigned
-day_of_month(int64_t z)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-
-	return doy - (153 * mp + 2) / 5 + 1;
-}
-
 uint32_t
 lim_month_start(uint32_t now_s, int32_t tz_offset_s)
 {
 	int64_t local = (int64_t)now_s + tz_offset_s;
 	int64_t day = local >= 0 ? local / DAY_S : (local - DAY_S + 1) / DAY_S;
-	int64_t first = day - (day_of_month(day) - 1);
+	int64_t y;
+	unsigned m, d;
 
-	return (uint32_t)(first * DAY_S - tz_offset_s);
+	lim_civil_from_days(day, &y, &m, &d);
+	return (uint32_t)((day - (d - 1)) * DAY_S - tz_offset_s);
 }

@@ -23,12 +23,10 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lim_pvt.h"
 
 #define USERS_BURST 32 /* find_burst works in groups of this many */
-#define TAG_SHIFT 32
 
 struct lim_users {
 	struct lim_user *slot;   /* capacity slots, mmap */
@@ -46,45 +44,11 @@ lim_user_hash(uint64_t user_id)
 	return lim_mix64(user_id);
 }
 
-/* Low 32 bits of the hash, never 0 (0 marks an empty entry). */
-static inline uint64_t
-hash_tag(uint64_t h)
-{
-	uint32_t tag = (uint32_t)h;
-
-	return tag ? tag : 1u;
-}
-
 /* Home position: the high bits of the hash scaled to [0, len). */
 static inline uint64_t
 hash_home(uint64_t h, uint64_t len)
 {
 	return (uint64_t)(((unsigned __int128)h * len) >> 64);
-}
-
-static inline uint64_t
-entry_make(uint64_t tag, uint64_t slot)
-{
-	return tag << TAG_SHIFT | slot;
-}
-
-static inline uint32_t
-entry_slot(uint64_t e)
-{
-	return (uint32_t)e;
-}
-
-static void *
-map_region(size_t bytes)
-{
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	/* Advice only: without THP the table works on small pages. */
-	(void)madvise(p, bytes, MADV_HUGEPAGE);
-	return p;
 }
 
 static size_t
@@ -116,8 +80,8 @@ lim_users_create(uint64_t capacity)
 	t->index_len = (t->index_len + 7) & ~(uint64_t)7;
 	t->slot_map_bytes = page_round(capacity * sizeof(struct lim_user));
 	t->index_map_bytes = page_round(t->index_len * sizeof(uint64_t));
-	t->slot = map_region(t->slot_map_bytes);
-	t->index = map_region(t->index_map_bytes);
+	t->slot = lim_map_anon(t->slot_map_bytes);
+	t->index = lim_map_anon(t->index_map_bytes);
 	if (!t->slot || !t->index) {
 		lim_users_free(t);
 		return NULL;
@@ -143,15 +107,15 @@ lim_users_free(struct lim_users *t)
  * Returns the slot, or NULL at the first empty entry.
  */
 static struct lim_user *
-probe_from(struct lim_users *t, uint64_t tag, uint64_t user_id, uint64_t pos)
+probe_from(struct lim_users *t, uint32_t tag, uint64_t user_id, uint64_t pos)
 {
 	for (uint64_t n = 0; n < t->index_len; n++) {
 		uint64_t e = __atomic_load_n(&t->index[pos], __ATOMIC_ACQUIRE);
 
 		if (e == 0)
 			return NULL;
-		if (e >> TAG_SHIFT == tag) {
-			struct lim_user *u = &t->slot[entry_slot(e)];
+		if (lim_idx_entry_tag(e) == tag) {
+			struct lim_user *u = &t->slot[lim_idx_entry_slot(e)];
 
 			if (u->user_id == user_id)
 				return u;
@@ -172,7 +136,8 @@ lim_users_find(struct lim_users *t, uint64_t user_id)
 {
 	uint64_t h = lim_user_hash(user_id);
 
-	return probe_from(t, hash_tag(h), user_id, hash_home(h, t->index_len));
+	return probe_from(t, lim_idx_tag(h), user_id,
+			  hash_home(h, t->index_len));
 }
 
 static inline void
@@ -190,15 +155,15 @@ prefetch_slot(const struct lim_user *u)
  * to hold another user), or UINT64_MAX on a miss.
  */
 static uint64_t
-probe_tag(struct lim_users *t, uint64_t tag, uint64_t pos)
+probe_tag(struct lim_users *t, uint32_t tag, uint64_t pos)
 {
 	for (uint64_t n = 0; n < t->index_len; n++) {
 		uint64_t e = __atomic_load_n(&t->index[pos], __ATOMIC_ACQUIRE);
 
 		if (e == 0)
 			return UINT64_MAX;
-		if (e >> TAG_SHIFT == tag) {
-			prefetch_slot(&t->slot[entry_slot(e)]);
+		if (lim_idx_entry_tag(e) == tag) {
+			prefetch_slot(&t->slot[lim_idx_entry_slot(e)]);
 			return pos;
 		}
 		if (++pos == t->index_len)
@@ -212,13 +177,14 @@ static void
 find_group(struct lim_users *t, const uint64_t *ids, unsigned n,
 	   struct lim_user **out)
 {
-	uint64_t tag[USERS_BURST], pos[USERS_BURST];
+	uint32_t tag[USERS_BURST];
+	uint64_t pos[USERS_BURST];
 
 	LIM_ASSERT(n <= USERS_BURST);
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t h = lim_user_hash(ids[i]);
 
-		tag[i] = hash_tag(h);
+		tag[i] = lim_idx_tag(h);
 		pos[i] = hash_home(h, t->index_len);
 		__builtin_prefetch(&t->index[pos[i]], 0, 3);
 	}
@@ -232,7 +198,7 @@ find_group(struct lim_users *t, const uint64_t *ids, unsigned n,
 		if (pos[i] == UINT64_MAX)
 			continue;
 		e = __atomic_load_n(&t->index[pos[i]], __ATOMIC_ACQUIRE);
-		u = &t->slot[entry_slot(e)];
+		u = &t->slot[lim_idx_entry_slot(e)];
 		if (u->user_id == ids[i]) {
 			out[i] = u;
 			continue;
@@ -269,7 +235,8 @@ lim_users_find_burst(struct lim_users *t, const uint64_t *ids, unsigned n,
 static int
 insert_hashed(struct lim_users *t, const struct lim_user *u, uint64_t h)
 {
-	uint64_t tag = hash_tag(h), pos = hash_home(h, t->index_len), slot;
+	uint32_t tag = lim_idx_tag(h);
+	uint64_t pos = hash_home(h, t->index_len), slot;
 	struct lim_user *s;
 
 	if (u->user_id == 0)
@@ -280,8 +247,8 @@ insert_hashed(struct lim_users *t, const struct lim_user *u, uint64_t h)
 		LIM_VERIFY(n < t->index_len);
 		if (e == 0)
 			break;
-		if (e >> TAG_SHIFT == tag &&
-		    t->slot[entry_slot(e)].user_id == u->user_id)
+		if (lim_idx_entry_tag(e) == tag &&
+		    t->slot[lim_idx_entry_slot(e)].user_id == u->user_id)
 			return -EEXIST;
 		if (++pos == t->index_len)
 			pos = 0;
@@ -292,7 +259,7 @@ insert_hashed(struct lim_users *t, const struct lim_user *u, uint64_t h)
 	s = &t->slot[slot];
 	*s = *u;
 	s->lock = 0;
-	__atomic_store_n(&t->index[pos], entry_make(tag, slot),
+	__atomic_store_n(&t->index[pos], lim_idx_entry(tag, (uint32_t)slot),
 			 __ATOMIC_RELEASE);
 	__atomic_store_n(&t->count, slot + 1, __ATOMIC_RELEASE);
 	return 0;

@@ -166,49 +166,6 @@ keys_text(const struct auth_gateway *gws, unsigned n, size_t *len)
 	return t;
 }
 
-/* Write @p text to @p path atomically: temp file 0600, fsync, rename, fsync dir. */
-static int
-write_atomic(const char *path, const char *text, size_t len)
-{
-	char tmp[PATH_MAX], dir[PATH_MAX], *slash;
-	size_t off = 0;
-	int fd, dfd, rc = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkstemp(tmp); /* mode 0600 */
-	if (fd < 0)
-		return -errno;
-	while (off < len && rc == 0) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
-	if (rc == 0 && (fchmod(fd, 0600) || fsync(fd)))
-		rc = -errno;
-	if (close(fd) && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-}
-
 /* New key for gateway @p g in @p gws: id = highest + 1; keep the newest two. */
 static int
 key_add(struct auth_gateway *g, struct auth_key *nk)
@@ -234,7 +191,7 @@ keys_rotate_build(struct ctl_call *k, struct auth_gateway *gws, unsigned n,
 		  uint32_t gw, struct auth_key *nk, struct auth_keyring **out)
 {
 	const char *path = k->env->keys_path;
-	char *text;
+	char *text, why[PATH_MAX + 128];
 	size_t len = 0;
 	int rc = -ENOENT;
 
@@ -249,15 +206,18 @@ keys_rotate_build(struct ctl_call *k, struct auth_gateway *gws, unsigned n,
 	if (!*out)
 		return ctl_error("keys rotate: cannot build the keyring: %s", strerror(errno));
 	text = keys_text(gws, n, &len);
-	rc = text ? write_atomic(path, text, len) : -ENOMEM;
-	if (text) {
-		sodium_memzero(text, len);
-		free(text);
+	if (!text) {
+		auth_keyring_free(*out);
+		return ctl_error("keys rotate: cannot write %s: %s (the keys in "
+				 "use are unchanged)", path, strerror(ENOMEM));
 	}
+	rc = lim_file_replace(path, text, len, 0600, why, sizeof(why));
+	sodium_memzero(text, len);
+	free(text);
 	if (rc) {
 		auth_keyring_free(*out);
-		return ctl_error("keys rotate: cannot write %s: %s (nothing changed)", path,
-				 strerror(-rc));
+		return ctl_error("keys rotate: cannot write %s: %s (the keys in "
+				 "use are unchanged)", path, why);
 	}
 	return NULL;
 }
@@ -303,34 +263,11 @@ ctl_cmd_keys_rotate(struct ctl_call *k)
 /* ------------------------------------------------------------------------ */
 /* Snapshot, clock, stats                                                     */
 
-/* Make a rename in @p path's directory durable. */
-static int
-fsync_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, rc = 0;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /*
  * Save to FILE.pending, wait (offline) until the journal is durable past
  * everything the snapshot may hold (db->seq after the save >= its seq_end),
  * then rename it to FILE: a published snapshot never holds an effect the
- * journal could still lose, so recovery can always replay on top of it
+ * journal could still lose, so recovery can always redo on top of it
  * (docs/durability.md, "Snapshots and the journal").
  */
 json_t *
@@ -351,10 +288,8 @@ ctl_cmd_snapshot_save(struct ctl_call *k)
 	rcu_thread_offline();
 	rc = dp_ledger_wait_durable(k->env->ledger, upto, CTL_DURABLE_TIMEOUT_MS);
 	rcu_thread_online();
-	if (!rc && rename(pending, path))
-		rc = -errno;
 	if (!rc)
-		rc = fsync_parent(path);
+		rc = lim_file_rename(pending, path, NULL, 0);
 	if (rc) {
 		unlink(pending);
 		return ctl_error("snapshot save: %s: not published: %s", path,
@@ -378,7 +313,7 @@ clock_json(const struct ctl_call *k)
 
 	return json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "mode",
 			 e->ops->clock_fixed(e->arg) ? "fixed" : "real", "now_s",
-			 (json_int_t)now, "now", ctl_fmt_time(now, iso, sizeof(iso)));
+			 (json_int_t)now, "now", lim_fmt_time(now, iso, sizeof(iso)));
 }
 
 json_t *

@@ -529,7 +529,7 @@ funders_publish(struct ctl_call *k, const struct lim_funder *f, unsigned n,
 		return ctl_error("funder %u: budgets stayed contended: try again", id);
 	if (rc)
 		return ctl_error("funder %u: funder table rejected: %s", id, strerror(-rc));
-	/* After the publication, as for the policy (lim_replay relies on it). */
+	/* After the publication, as for the policy (lim_redo relies on it). */
 	memset(&c, 0, sizeof(c));
 	c.seq = lim_seq_take(k->db);
 	c.id = id;

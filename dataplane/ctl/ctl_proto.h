@@ -57,34 +57,10 @@
 
 int ctl_fail(char *err, size_t n, const char *why);
 
-/** Strict unsigned decimal: digits only, no sign, no blanks, <= max. */
-int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out);
-
-/**
- * Money, exactly: yuan with up to 2 decimals ("5000", "5000.5", "5000.50")
- * or fen with a "fen" suffix ("500050fen"); 0 ..= LIM_MONEY_MAX fen.
+/*
+ * Numbers, amounts and times are lim.h's (lim_parse_u64, lim_parse_amount,
+ * lim_fmt_yuan, lim_parse_time, lim_fmt_time): one syntax for every input.
  */
-int ctl_parse_money(const char *s, int64_t *out, char *err, size_t n);
-
-/** "-12.34" for -1234 fen: yuan with exactly two decimals. */
-const char *ctl_fmt_money(int64_t fen, char *buf, size_t n);
-
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-int64_t ctl_days_from_civil(int64_t y, unsigned m, unsigned d);
-
-unsigned ctl_month_days(unsigned y, unsigned m);
-
-/* Exactly @p w digits at *p, advanced past them. */
-bool ctl_digits(const char **p, unsigned w, unsigned *out);
-
-/**
- * A point in time: unix seconds ("1764057600") or ISO 8601 in UTC
- * ("2026-11-25", "2026-11-25T08:00Z", "2026-11-25T08:00:00Z", "...+00:00").
- */
-int ctl_parse_time(const char *s, uint32_t *out, char *err, size_t n);
-
-/** "2026-11-25T08:00:00Z". */
-const char *ctl_fmt_time(uint32_t t, char *buf, size_t n);
 
 /** A duration: "7d", "12h", "30m", "45s", "1d12h", or plain seconds. */
 int ctl_parse_duration(const char *s, uint32_t *out, char *err, size_t n);
@@ -182,10 +158,10 @@ const char *ctl_pkey_fmt(const struct ctl_pkey *k, const void *base, char *buf, 
 enum ctl_vkind {
 	CTL_V_FLAG,          /* no value */
 	CTL_V_UINT,          /* decimal in [min, max] */
-	CTL_V_MONEY,         /* ctl_parse_money */
+	CTL_V_MONEY,         /* lim_parse_amount */
 	CTL_V_MONEY_NONE,    /* amount or "none" */
 	CTL_V_MONEY_DEFAULT, /* amount or "default" */
-	CTL_V_TIME,          /* ctl_parse_time */
+	CTL_V_TIME,          /* lim_parse_time */
 	CTL_V_PRODUCTS,
 	CTL_V_SUBSIDY,
 	CTL_V_PATH,          /* absolute path (authctl makes it absolute) */

@@ -25,180 +25,6 @@ ctl_fail(char *err, size_t n, const char *why)
 }
 
 int
-ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!s || !*s)
-		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -ERANGE;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if (v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-int
-ctl_parse_money(const char *s, int64_t *out, char *err, size_t n)
-{
-	const int64_t max_yuan = LIM_MONEY_MAX / 100;
-	size_t len = s ? strlen(s) : 0;
-	int64_t yuan = 0, frac = 0;
-	unsigned digits = 0, decimals = 0;
-	const char *p = s;
-
-	if (len == 0)
-		return ctl_fail(err, n, "empty amount");
-	if (*s == '-')
-		return ctl_fail(err, n, "negative amount");
-	if (len > 3 && !strcmp(s + len - 3, "fen")) {
-		int64_t fen = 0;
-
-		for (p = s; p < s + len - 3; p++) {
-			if (*p < '0' || *p > '9')
-				return ctl_fail(err, n, "fen must be a whole number (e.g. 500050fen)");
-			if (fen > (LIM_MONEY_MAX - (*p - '0')) / 10)
-				return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
-			fen = fen * 10 + (*p - '0');
-		}
-		*out = fen;
-		return 0;
-	}
-	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		if (yuan > (max_yuan - (*p - '0')) / 10)
-			return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
-		yuan = yuan * 10 + (*p - '0');
-	}
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, decimals++)
-			if (decimals < 2)
-				frac = frac * 10 + (*p - '0');
-		if (decimals == 0 && *p == '\0')
-			return ctl_fail(err, n, "no digits after the decimal point");
-	}
-	if (*p != '\0' || digits == 0)
-		return ctl_fail(err, n,
-				"not an amount (yuan such as 5000 or 5000.50, or fen such as 500050fen)");
-	if (decimals > 2)
-		return ctl_fail(err, n, "more than 2 decimal places (the smallest unit is 1 fen = 0.01 yuan)");
-	if (decimals == 1)
-		frac *= 10;
-	if (yuan * 100 + frac > LIM_MONEY_MAX)
-		return ctl_fail(err, n, "above the maximum of 10000000000000.00 yuan");
-	*out = yuan * 100 + frac;
-	return 0;
-}
-
-const char *
-ctl_fmt_money(int64_t fen, char *buf, size_t n)
-{
-	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-
-	snprintf(buf, n, "%s%llu.%02llu", fen < 0 ? "-" : "",
-		 (unsigned long long)(a / 100), (unsigned long long)(a % 100));
-	return buf;
-}
-
-int64_t
-ctl_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-unsigned
-ctl_month_days(unsigned y, unsigned m)
-{
-	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30,
-					       31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : days[m - 1];
-}
-
-bool
-ctl_digits(const char **p, unsigned w, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (unsigned i = 0; i < w; i++) {
-		char c = (*p)[i];
-
-		if (c < '0' || c > '9')
-			return false;
-		v = v * 10 + (unsigned)(c - '0');
-	}
-	*p += w;
-	*out = v;
-	return true;
-}
-
-int
-ctl_parse_time(const char *s, uint32_t *out, char *err, size_t n)
-{
-	const char *why = "expected unix seconds or ISO 8601 UTC such as 2026-11-25T08:00:00Z";
-	unsigned y, mo, d, h = 0, mi = 0, se = 0;
-	const char *p = s;
-	uint64_t v;
-	int64_t t;
-
-	if (s && ctl_parse_uint(s, UINT32_MAX, &v) == 0) {
-		*out = (uint32_t)v;
-		return 0;
-	}
-	if (!s || !ctl_digits(&p, 4, &y) || *p++ != '-' || !ctl_digits(&p, 2, &mo) ||
-	    *p++ != '-' || !ctl_digits(&p, 2, &d))
-		return ctl_fail(err, n, why);
-	if (*p == 'T') {
-		p++;
-		if (!ctl_digits(&p, 2, &h) || *p++ != ':' || !ctl_digits(&p, 2, &mi))
-			return ctl_fail(err, n, why);
-		if (*p == ':' && (p++, !ctl_digits(&p, 2, &se)))
-			return ctl_fail(err, n, why);
-		if (strcmp(p, "Z") && strcmp(p, "+00:00"))
-			return ctl_fail(err, n, "times must be UTC: end them with Z or +00:00");
-	} else if (*p) {
-		return ctl_fail(err, n, why);
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > ctl_month_days(y, mo) || h > 23 ||
-	    mi > 59 || se > 59)
-		return ctl_fail(err, n, "no such date or time of day");
-	t = ctl_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-	if (t < 0 || t > (int64_t)UINT32_MAX)
-		return ctl_fail(err, n, "outside 1970-01-01 .. 2106-02-07");
-	*out = (uint32_t)t;
-	return 0;
-}
-
-const char *
-ctl_fmt_time(uint32_t t, char *buf, size_t n)
-{
-	int64_t z = t / 86400 + 719468, era = z / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-	int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
-	unsigned s = t % 86400;
-
-	snprintf(buf, n, "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
-		 s / 3600, s / 60 % 60, s % 60);
-	return buf;
-}
-
-int
 ctl_parse_duration(const char *s, uint32_t *out, char *err, size_t n)
 {
 	const char *why = "expected a duration such as 7d, 12h, 30m, 45s or 1d12h";
@@ -261,9 +87,10 @@ int
 ctl_parse_tz(const char *s, int32_t *out, char *err, size_t n)
 {
 	const char *why = "expected a UTC offset such as +08:00, -05:30 or Z";
-	unsigned h = 0, m = 0;
+	uint64_t h = 0, m = 0;
+	int sign, rc = -EINVAL;
 	const char *p;
-	int sign;
+	size_t len;
 
 	if (!s || !*s)
 		return ctl_fail(err, n, why);
@@ -275,15 +102,14 @@ ctl_parse_tz(const char *s, int32_t *out, char *err, size_t n)
 		return ctl_fail(err, n, why);
 	sign = *s == '-' ? -1 : 1;
 	p = s + 1;
-	if (ctl_digits(&p, 2, &h)) {
-		if (*p == ':')
-			p++;
-		if (*p && !ctl_digits(&p, 2, &m))
-			return ctl_fail(err, n, why);
-	} else if (!ctl_digits(&p, 1, &h)) {
-		return ctl_fail(err, n, why);
-	}
-	if (*p || m > 59)
+	len = strlen(p);
+	/* H, HH, HHMM or HH:MM */
+	if (len == 1 || len == 2)
+		rc = lim_parse_u64_span(p, len, 99, &h);
+	else if (len == 4 || (len == 5 && p[2] == ':'))
+		rc = lim_parse_u64_span(p, 2, 99, &h) ?:
+		     lim_parse_u64_span(p + len - 2, 2, 59, &m);
+	if (rc)
 		return ctl_fail(err, n, why);
 	if (h * 60 + m > 14 * 60)
 		return ctl_fail(err, n, "offset beyond +-14:00");
@@ -464,7 +290,7 @@ ctl_policy_key(struct lim_policy *p, const char *key, void **base)
 			return NULL;
 		memcpy(num, key + 5, (size_t)(dot - (key + 5)));
 		num[dot - (key + 5)] = '\0';
-		if (ctl_parse_uint(num, LIM_TIERS - 1, &t))
+		if (lim_parse_u64(num, LIM_TIERS - 1, &t))
 			return NULL;
 		for (unsigned i = 0; i < CTL_TIER_KEYS; i++)
 			if (!strcmp(dot + 1, ctl_tier_keys[i].name)) {
@@ -494,7 +320,7 @@ ctl_pkey_parse(const struct ctl_pkey *k, void *f, const char *v, char *why,
 
 	switch (k->kind) {
 	case CTL_P_MONEY:
-		if (ctl_parse_money(v, &m, why, wn))
+		if (lim_parse_amount(v, &m, why, wn))
 			return -EINVAL;
 		memcpy(f, &m, sizeof(m));
 		return 0;
@@ -519,22 +345,22 @@ ctl_pkey_parse(const struct ctl_pkey *k, void *f, const char *v, char *why,
 		*(uint8_t *)f = b;
 		return 0;
 	case CTL_P_SCORE:
-		if (ctl_parse_uint(v, 1000, &u))
+		if (lim_parse_u64(v, 1000, &u))
 			return ctl_fail(why, wn, "expected a score in 0..1000");
 		*(uint16_t *)f = (uint16_t)u;
 		return 0;
 	case CTL_P_PCT:
-		if (ctl_parse_uint(v, 100, &u))
+		if (lim_parse_u64(v, 100, &u))
 			return ctl_fail(why, wn, "expected a percentage in 0..100");
 		*(uint8_t *)f = (uint8_t)u;
 		return 0;
 	case CTL_P_TERMS:
-		if (ctl_parse_uint(v, 12, &u) || (u != 0 && u != 3 && u != 6 && u != 12))
+		if (lim_parse_u64(v, 12, &u) || (u != 0 && u != 3 && u != 6 && u != 12))
 			return ctl_fail(why, wn, "expected 0, 3, 6 or 12");
 		*(uint8_t *)f = (uint8_t)u;
 		return 0;
 	case CTL_P_COUNT:
-		if (ctl_parse_uint(v, 255, &u))
+		if (lim_parse_u64(v, 255, &u))
 			return ctl_fail(why, wn, "expected a count in 0..255");
 		*(uint8_t *)f = (uint8_t)u;
 		return 0;
@@ -593,7 +419,7 @@ ctl_pkey_fmt(const struct ctl_pkey *k, const void *base, char *buf, size_t n)
 	switch (k->kind) {
 	case CTL_P_MONEY:
 		memcpy(&m, f, sizeof(m));
-		return ctl_fmt_money(m, buf, n);
+		return lim_fmt_yuan(m, buf, n);
 	case CTL_P_DURATION:
 		memcpy(&d, f, sizeof(d));
 		return ctl_fmt_duration(d, buf, n);
@@ -746,7 +572,7 @@ ctl_val_parse(const struct ctl_opt *o, bool is_arg, const char *v,
 	case CTL_V_FLAG:
 		return 0;
 	case CTL_V_UINT:
-		rc = ctl_parse_uint(v, o->max, &out->u);
+		rc = lim_parse_u64(v, o->max, &out->u);
 		if (rc == 0 && out->u < o->min)
 			rc = -ERANGE;
 		if (rc)
@@ -761,12 +587,12 @@ ctl_val_parse(const struct ctl_opt *o, bool is_arg, const char *v,
 		}
 		/* fall through */
 	case CTL_V_MONEY:
-		rc = ctl_parse_money(v, &out->fen, why, sizeof(why));
+		rc = lim_parse_amount(v, &out->fen, why, sizeof(why));
 		break;
 	case CTL_V_TIME: {
 		uint32_t t = 0;
 
-		rc = ctl_parse_time(v, &t, why, sizeof(why));
+		rc = lim_parse_time(v, &t, why, sizeof(why));
 		out->u = t;
 		break;
 	}

@@ -26,7 +26,7 @@
  * the expected sequence make it once in the stream). acked_seq = the
  * highest seq below which every message was acknowledged.
  *
- * Position. acked_seq is written to export.pos (temp, fsync, rename) every
+ * Position. acked_seq is written to export.pos (lim_file_replace) every
  * EXPORT_POS_EVERY acks or EXPORT_POS_MS, and at stop. At start it gives
  * the lag before the stream answers; the stream's last message decides
  * where publishing resumes (it is never behind export.pos unless the
@@ -39,6 +39,14 @@
  * records past our durable end, a journal record that does not verify) is
  * state "error", logged once per distinct reason and retried every
  * EXPORT_ERROR_RETRY_MS. The worker never deletes a segment.
+ *
+ * This file is the worker alone (names and the position file are
+ * export_fmt.c's), and stays one file: the NATS calls are the state
+ * machine's steps (connect, ensure the stream, read its last message,
+ * publish, settle), all on one struct under one mutex shared with the
+ * client's callbacks; splitting the "plumbing" from the "machine" would
+ * export that struct and its locking rules to a second file for no
+ * caller's benefit.
  *
  * Threads: the worker; the NATS client's own threads run the ack and
  * connection callbacks, which touch only the ack ring and flags under
@@ -61,7 +69,6 @@
 #include <jansson.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
-#include <xxhash.h>
 
 #ifdef AUTHD_HAVE_NATS
 #include <nats/nats.h>
@@ -88,177 +95,6 @@ _Static_assert((EXPORT_INFLIGHT & (EXPORT_INFLIGHT - 1)) == 0,
 	       "the ack ring is indexed by seq & (EXPORT_INFLIGHT - 1)");
 _Static_assert(sizeof(struct lim_effect) == DP_JOURNAL_REC_LEN,
 	       "a message payload is one journal record");
-
-static const char *const state_names[DP_EXPORT_STATES] = {
-#define DP_EXPORT_STATE_NAME(code, name) name,
-	DP_EXPORT_FOREACH_STATE(DP_EXPORT_STATE_NAME)
-#undef DP_EXPORT_STATE_NAME
-};
-
-const char *
-dp_export_state_name(enum dp_export_state s)
-{
-	return (unsigned)s < DP_EXPORT_STATES ? state_names[s] : "?";
-}
-
-/* ------------------------------------------------------------------------ */
-/* Names                                                                      */
-
-int
-dp_export_subject(char *buf, size_t n, const char *subject, unsigned kind)
-{
-	const char *k = dp_journal_kind_name(kind);
-	int len;
-
-	if (kind == 0 || kind >= LIM_EFF_KINDS)
-		return -EINVAL;
-	len = snprintf(buf, n, "%s.%s", subject, k);
-	if (len < 0 || (size_t)len >= n)
-		return -ENAMETOOLONG;
-	for (char *p = buf + strlen(subject) + 1; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	return 0;
-}
-
-static bool
-name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-int
-dp_export_subject_check(const char *s, char *err, size_t n)
-{
-	size_t len = strlen(s);
-	bool tok = false;
-
-	if (!len || len > DP_EXPORT_SUBJECT_MAX - 16) {
-		snprintf(err, n, "subject '%s': 1..%u characters", s,
-			 DP_EXPORT_SUBJECT_MAX - 16);
-		return -EINVAL;
-	}
-	for (const char *p = s; *p; p++) {
-		if (*p == '.' && tok) {
-			tok = false;
-			continue;
-		}
-		if (!name_char(*p)) {
-			snprintf(err, n, "subject '%s': tokens of letters, digits,"
-				 " '_' and '-' separated by single dots (no "
-				 "wildcards)", s);
-			return -EINVAL;
-		}
-		tok = true;
-	}
-	if (!tok) {
-		snprintf(err, n, "subject '%s' ends with a dot", s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int
-dp_export_stream_check(const char *s, char *err, size_t n)
-{
-	size_t len = strlen(s);
-
-	for (const char *p = s; *p; p++)
-		if (!name_char(*p))
-			len = 0;
-	if (!len || len >= DP_EXPORT_STREAM_MAX) {
-		snprintf(err, n, "stream name '%s': 1..%u letters, digits, '_' "
-			 "or '-'", s, DP_EXPORT_STREAM_MAX - 1);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* export.pos                                                                 */
-
-#define POS_MAGIC "authd export position v1"
-
-static int
-pos_text(char *buf, size_t n, const struct dp_export_pos *p)
-{
-	int k = snprintf(buf, n,
-			 POS_MAGIC "\njournal_id %016" PRIx64 "\nstream %s\n"
-			 "acked_seq %" PRIu64 "\nstream_seq %" PRIu64 "\n",
-			 p->journal_id, p->stream, p->acked_seq, p->stream_seq);
-
-	if (k < 0 || (size_t)k >= n)
-		return -ENAMETOOLONG;
-	k += snprintf(buf + k, n - (size_t)k, "checksum %016" PRIx64 "\n",
-		      (uint64_t)XXH3_64bits(buf, (size_t)k));
-	return (size_t)k >= n ? -ENAMETOOLONG : k;
-}
-
-int
-dp_export_pos_load(const char *dir, struct dp_export_pos *p, char *err,
-		   size_t n)
-{
-	char path[PATH_MAX], text[512], *c;
-	uint64_t sum;
-	size_t len;
-	FILE *f;
-
-	memset(p, 0, sizeof(*p));
-	if (snprintf(path, sizeof(path), "%s/" DP_EXPORT_POS_FILE, dir) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, n, "%s: %s", path, strerror(errno));
-		return -errno;
-	}
-	len = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[len] = 0;
-	c = strstr(text, "checksum ");
-	if (!c || sscanf(c, "checksum %" SCNx64, &sum) != 1 ||
-	    sum != XXH3_64bits(text, (size_t)(c - text)) ||
-	    sscanf(text, POS_MAGIC "\njournal_id %" SCNx64 "\nstream %63s\n"
-		   "acked_seq %" SCNu64 "\nstream_seq %" SCNu64, &p->journal_id,
-		   p->stream, &p->acked_seq, &p->stream_seq) != 4) {
-		snprintf(err, n, "%s: damaged (checksum or syntax)", path);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-int
-dp_export_pos_save(const char *dir, const struct dp_export_pos *p, char *err,
-		   size_t n)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8], text[512];
-	int len = pos_text(text, sizeof(text), p), fd, rc = 0;
-
-	if (len < 0 ||
-	    snprintf(path, sizeof(path), "%s/" DP_EXPORT_POS_FILE, dir) >=
-		    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) ||
-	    rename(tmp, path))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (!rc) {
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd))
-			rc = -errno;
-		if (fd >= 0)
-			close(fd);
-	}
-	if (rc) {
-		unlink(tmp);
-		snprintf(err, n, "%s: %s", path, strerror(-rc));
-	}
-	return rc;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The worker                                                                 */
@@ -380,8 +216,9 @@ on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 	uint64_t seq = 0;
 
 	(void)js;
-	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) == NATS_OK && id)
-		seq = strtoull(id, NULL, 10);
+	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) != NATS_OK || !id ||
+	    lim_parse_u64(id, UINT64_MAX, &seq))
+		seq = 0;
 	pthread_mutex_lock(&x->mu);
 	if (seq) {
 		struct slot *s = &x->ring[seq & (EXPORT_INFLIGHT - 1)];
@@ -538,7 +375,7 @@ stream_msg_seq(struct dp_export *x, uint64_t sseq, uint64_t *jseq)
 	}
 	if (natsMsgHeader_Get(m, DP_EXPORT_HDR_MSG_ID, &id) != NATS_OK ||
 	    natsMsgHeader_Get(m, DP_EXPORT_HDR_JOURNAL, &jid) != NATS_OK ||
-	    !id || !jid || !(*jseq = strtoull(id, NULL, 10))) {
+	    !id || !jid || lim_parse_u64(id, UINT64_MAX, jseq) || !*jseq) {
 		oops(x, "stream %s: message %" PRIu64 " is not an authd journal "
 		     "record (no %s / %s header)", x->conf.stream, sseq,
 		     DP_EXPORT_HDR_MSG_ID, DP_EXPORT_HDR_JOURNAL);

@@ -82,8 +82,9 @@ int dp_export_pos_load(const char *dir, struct dp_export_pos *p, char *err,
 		       size_t errlen);
 
 /**
- * Write @p dir/export.pos atomically: export.pos.tmp, fsync, rename, fsync
- * of the directory. 0 or a negative errno with @p err.
+ * Write @p dir/export.pos atomically and durably (lim_file_replace():
+ * export.pos.tmp.XXXXXX, fsync, rename, fsync of the directory). 0 or a
+ * negative errno with @p err.
  */
 int dp_export_pos_save(const char *dir, const struct dp_export_pos *p,
 		       char *err, size_t errlen);

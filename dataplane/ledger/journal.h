@@ -2,7 +2,7 @@
  * journal.h - the ledger journal on disk (docs/journal-format.md): segment
  * files of fixed-size records, their index, a verifying reader, an
  * append-only writer with group commit, and start-up recovery (snapshot +
- * journal replay).
+ * journal redo).
  *
  * No DPDK: authd, authjournal and the unit tests link the same code.
  *
@@ -294,16 +294,16 @@ struct dp_recover_result {
 	unsigned snapshots_skipped;  /* damaged newer snapshots */
 	uint64_t snap_seq_start, snap_seq_end;
 	struct dp_journal_scan scan;
-	uint64_t replayed;         /* records applied (seq > seq_start) */
+	uint64_t redone;           /* records applied (seq > seq_start) */
 	uint64_t by_kind[LIM_EFF_KINDS];
-	double load_s, replay_s;
-	struct lim_replay_stats *rs; /* owned; freed by dp_recover_free */
+	double load_s, redo_s;
+	struct lim_redo_stats *rs; /* owned; freed by dp_recover_free */
 };
 
 /**
  * Build the engine's state: load the snapshot (a file, or the newest valid
  * one of a directory, falling back to older ones with a warning), then
- * replay every journal record with seq > its seq_start, verifying checksums
+ * redo every journal record with seq > its seq_start, verifying checksums
  * and contiguity from seq_start + 1 (1 without a snapshot). A torn tail is
  * cut (opts->cut_torn_tail) and reported; damage anywhere else is an error.
  * Call from a registered QSBR thread, online, before the db is shared.

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "journal_pvt.h"
 
 #define TAIL_READ_BATCH 256u        /* records per pread */
 
@@ -71,6 +71,17 @@ dp_journal_tail_close(struct dp_journal_tail *t)
 		return;
 	tail_close_seg(t);
 	free(t);
+}
+
+/* The path of the segment starting at @p first (journal.c's naming). */
+static void
+seg_path(const struct dp_journal_tail *t, uint64_t first, char *path,
+	 size_t n)
+{
+	char name[JNL_SEG_NAME_LEN + 1];
+
+	jnl_seg_name(name, sizeof(name), first);
+	snprintf(path, n, "%s/%s", t->dir, name);
 }
 
 static int
@@ -150,7 +161,7 @@ dp_journal_tail_seek(struct dp_journal_tail *t, uint64_t seq, char *why,
 			 t->dir, seq);
 		return -ENOENT;
 	}
-	snprintf(path, sizeof(path), "%s/seg-%020" PRIu64 ".jnl", t->dir, best);
+	seg_path(t, best, path, sizeof(path));
 	t->journal_id = 0;
 	if (open_seg(t, path, why, n))
 		return -EBADMSG;
@@ -167,11 +178,11 @@ next_seg(struct dp_journal_tail *t, char *why, size_t n)
 	uint64_t no = t->segment_no;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/seg-%020" PRIu64 ".jnl", t->dir, t->next);
+	seg_path(t, t->next, path, sizeof(path));
 	if (access(path, R_OK)) {
 		snprintf(why, n, "journal: seq %" PRIu64 " is durable but "
-			 "segment seg-%020" PRIu64 ".jnl, which must hold it, "
-			 "is missing", t->next, t->next);
+			 "segment %s, which must hold it, is missing", t->next,
+			 strrchr(path, '/') + 1);
 		return -ENOENT;
 	}
 	rc = open_seg(t, path, why, n);

@@ -727,7 +727,7 @@ dp_ledger_journal_policy(struct dp_ledger *l, struct lim_db *db, uint32_t uid,
 
 	memset(raw, 0, sizeof(raw));
 	memcpy(raw, lim_policy_get(db), sizeof(struct lim_policy));
-	/* Taken after the policy was published (lim_replay relies on it). */
+	/* Taken after the policy was published (lim_redo relies on it). */
 	for (unsigned i = 0; i < parts; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
 		c[i].seq = lim_seq_take(db);

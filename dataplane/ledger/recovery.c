@@ -5,11 +5,11 @@
  * 1. Snapshot: --snapshot FILE is loaded or start-up stops; --snapshot DIR
  *    means its *.snap files, newest (highest seq_end) first: a damaged one
  *    is skipped with a warning and the next older one tried; none valid
- *    stops start-up. No snapshot: an empty database, replay from seq 1.
+ *    stops start-up. No snapshot: an empty database, redo from seq 1.
  * 2. Journal: every segment header and the chain are checked, the records
  *    of the segments holding seq > seq_start are verified (checksum, kind,
- *    contiguous seq) and replayed with lim_replay() from seq_start + 1.
- *    A torn tail (journal.c) is cut and reported; anything else that does
+ *    contiguous seq) and redone with lim_redo() from seq_start + 1.
+ *    A torn tail (journal_scan.c) is cut and reported; anything else that does
  *    not verify stops start-up with the file, the byte offset and why.
  * 3. Cross-checks: the journal must hold seq_start + 1 (or start at 1
  *    without a snapshot) and reach at least the snapshot's seq_end: a
@@ -230,10 +230,10 @@ load_snapshot(const struct dp_recover_opts *o, struct dp_recover_result *res,
 /* ------------------------------------------------------------------------ */
 /* The journal                                                                */
 
-struct replay_ctx {
-	struct lim_replay *r;
+struct redo_ctx {
+	struct lim_redo *r;
 	const char *dir;
-	uint64_t from;             /* first seq the replay needs */
+	uint64_t from;             /* first seq the redo needs */
 	bool any;
 	char why[512];
 };
@@ -241,7 +241,7 @@ struct replay_ctx {
 static int
 visit(const struct lim_effect *e, void *arg)
 {
-	struct replay_ctx *x = arg;
+	struct redo_ctx *x = arg;
 	int rc;
 
 	if (!x->any && e->seq != x->from) {
@@ -253,21 +253,21 @@ visit(const struct lim_effect *e, void *arg)
 		return -ERANGE;
 	}
 	x->any = true;
-	rc = lim_replay(x->r, e, x->why, sizeof(x->why));
+	rc = lim_redo(x->r, e, x->why, sizeof(x->why));
 	return rc;
 }
 
 static int
-replay_journal(const struct dp_recover_opts *o, struct dp_recover_result *res,
+redo_journal(const struct dp_recover_opts *o, struct dp_recover_result *res,
 	       struct lim_db *db, const struct lim_snapshot_meta *meta,
 	       char *err, size_t errlen)
 {
-	struct replay_ctx x = {.dir = o->journal_dir,
+	struct redo_ctx x = {.dir = o->journal_dir,
 			       .from = (meta ? meta->seq_start : 0) + 1};
 	struct dp_journal_err je;
 	int rc;
 
-	x.r = lim_replay_create(db, meta, db->shards - 1);
+	x.r = lim_redo_create(db, meta, db->shards - 1);
 	if (!x.r)
 		return -ENOMEM;
 	rc = dp_journal_scan(o->journal_dir, x.from, 0, visit, &x, &res->scan, &je);
@@ -281,19 +281,19 @@ replay_journal(const struct dp_recover_opts *o, struct dp_recover_result *res,
 		snprintf(err, errlen, "journal %s: %s", o->journal_dir,
 			 x.why[0] ? x.why : strerror(-rc));
 	if (!rc) {
-		struct lim_replay_stats st;
+		struct lim_redo_stats st;
 
-		rc = lim_replay_finish(x.r, &st, x.why, sizeof(x.why));
+		rc = lim_redo_finish(x.r, &st, x.why, sizeof(x.why));
 		if (rc)
 			snprintf(err, errlen, "after replaying the journal: %s",
 				 x.why);
-		res->replayed = st.records;
+		res->redone = st.records;
 		memcpy(res->by_kind, st.by_kind, sizeof(res->by_kind));
 		res->rs = malloc(sizeof(*res->rs));
 		if (res->rs)
 			*res->rs = st;
 	}
-	lim_replay_free(x.r);
+	lim_redo_free(x.r);
 	return rc;
 }
 
@@ -324,8 +324,8 @@ report(const struct dp_recover_opts *o, const struct dp_recover_result *res,
        struct lim_db *db)
 {
 	const struct dp_journal_scan *s = &res->scan;
-	const struct lim_replay_stats *st = res->rs;
-	double rate = res->replay_s > 0 ? (double)res->replayed / res->replay_s : 0;
+	const struct lim_redo_stats *st = res->rs;
+	double rate = res->redo_s > 0 ? (double)res->redone / res->redo_s : 0;
 
 	if (res->snapshot_used[0])
 		say(o, "snapshot %s: seq %" PRIu64 "..%" PRIu64 ", %" PRIu64
@@ -344,7 +344,7 @@ report(const struct dp_recover_opts *o, const struct dp_recover_result *res,
 	say(o, "journal %s: %u segment(s), seq %" PRIu64 "..%" PRIu64 "; "
 	    "replayed %" PRIu64 " records in %.3f s (%.0f records/s); "
 	    "engine seq %" PRIu64, o->journal_dir, s->n_segments, s->first_seq,
-	    s->last_seq, res->replayed, res->replay_s, rate, db->seq);
+	    s->last_seq, res->redone, res->redo_s, rate, db->seq);
 	if (st && (st->unknown_user || st->missing_ref || st->budget_short ||
 		   st->settings_failed))
 		say(o, "WARNING: anomalies while replaying: %" PRIu64 " records "
@@ -452,9 +452,9 @@ dp_recover(const struct dp_recover_opts *o, struct dp_recover_result *res,
 	}
 	if (o->journal_dir && o->journal_dir[0]) {
 		t0 = now_s();
-		rc = replay_journal(o, res, db, have_meta ? &meta : NULL, err,
+		rc = redo_journal(o, res, db, have_meta ? &meta : NULL, err,
 				    errlen);
-		res->replay_s = now_s() - t0;
+		res->redo_s = now_s() - t0;
 		if (!rc)
 			rc = cover_check(o, res, have_meta ? &meta : NULL, err,
 					 errlen);

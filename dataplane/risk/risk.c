@@ -1,6 +1,6 @@
 /*
- * risk.c - the risk engine: features on the decision stream, three
- * cash-out detectors, and the actuator for their verdicts.
+ * risk.c - the risk engine: features on the decision stream and three
+ * cash-out detectors, whose verdicts go to a sink.
  *
  * Owns three fixed-size tables, allocated once at create time and never
  * grown (docs/risk.md has the sizes and the memory per entry):
@@ -30,8 +30,13 @@
  * is the decisions' now_s, never a clock, so a test replays exactly.
  *
  * Verdicts are issued at most once per (entity, kind) within rearm-s; they
- * go to the caller's sink: applied (dp_risk_apply(), then journaled) in
- * mode on, logged and counted only in shadow mode.
+ * go to the caller's sink: applied (dp_risk_apply(), risk_apply.c, then
+ * journaled) in mode on, logged and counted only in shadow mode. The
+ * settings and the log line are risk_config.c's.
+ *
+ * This file is the per-record path (tables, windows, features, detectors)
+ * and stays one translation unit: its small table and window functions are
+ * inlined into every feed, which a split would turn into calls.
  *
  * Concurrency: an engine is used by one thread. dp_risk_apply() follows
  * lim.h (see its comment in risk.h).
@@ -131,232 +136,6 @@ struct dp_risk_engine {
 
 _Static_assert(RISK_DEVICE_USERS <= 8 && RISK_PAYERS <= 16,
 	       "the crowd-users and merchant-users maximums fit the sets");
-
-/* ------------------------------------------------------------------------ */
-/* Configuration                                                              */
-
-struct risk_key {
-	const char *name;
-	size_t off;
-	uint32_t lo, hi, def;
-	const char *help;
-	bool size;
-};
-
-static const struct risk_key risk_keys[] = {
-#define RISK_KEY(f, key, lo, hi, def, help)                                    \
-	{key, offsetof(struct dp_risk_config, f), lo, hi, def, help, false},
-	DP_RISK_FOREACH_PARAM(RISK_KEY)
-#undef RISK_KEY
-#define RISK_KEY_SIZE(f, key, lo, hi, def, help)                               \
-	{key, offsetof(struct dp_risk_config, f), lo, hi, def, help, true},
-	DP_RISK_FOREACH_SIZE(RISK_KEY_SIZE)
-#undef RISK_KEY_SIZE
-};
-
-#define RISK_NKEYS (sizeof(risk_keys) / sizeof(risk_keys[0]))
-
-static const char *const risk_mode_names[] = {"off", "shadow", "on"};
-
-static const char *const risk_verdict_names[DP_RISK_VERDICTS] = {
-#define RISK_VNAME(name, text) text,
-	DP_RISK_FOREACH_VERDICT(RISK_VNAME)
-#undef RISK_VNAME
-};
-
-static const char *const risk_detector_names[DP_RISK_DETECTORS] = {
-#define RISK_DNAME(name, text) text,
-	DP_RISK_FOREACH_DETECTOR(RISK_DNAME)
-#undef RISK_DNAME
-};
-
-static const char *const risk_counter_names[DP_RISK_COUNTERS] = {
-#define RISK_CNAME(name, desc) #name,
-	DP_RISK_FOREACH_COUNTER(RISK_CNAME)
-#undef RISK_CNAME
-};
-
-const char *
-dp_risk_mode_name(enum dp_risk_mode m)
-{
-	return (unsigned)m < 3 ? risk_mode_names[m] : "?";
-}
-
-const char *
-dp_risk_verdict_name(enum dp_risk_verdict_kind k)
-{
-	return (unsigned)k < DP_RISK_VERDICTS ? risk_verdict_names[k] : "?";
-}
-
-const char *
-dp_risk_detector_name(enum dp_risk_detector d)
-{
-	return (unsigned)d < DP_RISK_DETECTORS ? risk_detector_names[d] : "?";
-}
-
-const char *
-dp_risk_counter_name(enum dp_risk_counter c)
-{
-	return (unsigned)c < DP_RISK_COUNTERS ? risk_counter_names[c] : "?";
-}
-
-static uint32_t *
-key_field(struct dp_risk_config *c, const struct risk_key *k)
-{
-	return (uint32_t *)((char *)c + k->off);
-}
-
-static const struct risk_key *
-key_find(const char *name)
-{
-	for (unsigned i = 0; i < RISK_NKEYS; i++)
-		if (!strcmp(risk_keys[i].name, name))
-			return &risk_keys[i];
-	return NULL;
-}
-
-void
-dp_risk_config_default(struct dp_risk_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->mode = DP_RISK_SHADOW;
-	for (unsigned i = 0; i < RISK_NKEYS; i++)
-		*key_field(c, &risk_keys[i]) = risk_keys[i].def;
-}
-
-/* Strict unsigned decimal: digits only, at most 10 of them. */
-static int
-parse_u32(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned n = 0;
-
-	if (!s || !*s)
-		return -EINVAL;
-	for (; *s; s++, n++) {
-		if (*s < '0' || *s > '9' || n >= 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-int
-dp_risk_config_set(struct dp_risk_config *c, const char *key,
-		   const char *value, char *err, size_t errlen)
-{
-	const struct risk_key *k;
-	uint64_t v;
-
-	if (!strcmp(key, "mode")) {
-		for (unsigned m = 0; m < 3; m++)
-			if (!strcmp(value, risk_mode_names[m])) {
-				c->mode = (enum dp_risk_mode)m;
-				return 0;
-			}
-		snprintf(err, errlen, "mode=%s: expected on, shadow or off", value);
-		return -EINVAL;
-	}
-	k = key_find(key);
-	if (!k) {
-		snprintf(err, errlen, "unknown risk key '%s' (docs/risk.md lists them)",
-			 key);
-		return -EINVAL;
-	}
-	if (parse_u32(value, &v) || v < k->lo || v > k->hi) {
-		snprintf(err, errlen, "%s=%s: expected a whole number in %u..%u",
-			 key, value, k->lo, k->hi);
-		return -EINVAL;
-	}
-	*key_field(c, k) = (uint32_t)v;
-	return 0;
-}
-
-#define RISK_KEY_LEN 64
-
-/* "KEY=VALUE" into @p c; @p key is RISK_KEY_LEN bytes. */
-static int
-set_item(struct dp_risk_config *c, const char *item, bool sizes_ok,
-	 char *key, char *err, size_t errlen)
-{
-	const char *eq = strchr(item, '=');
-	size_t len = eq ? (size_t)(eq - item) : 0;
-
-	if (!eq || len == 0 || len >= RISK_KEY_LEN) {
-		snprintf(err, errlen, "%s: expected KEY=VALUE", item);
-		return -EINVAL;
-	}
-	memcpy(key, item, len);
-	key[len] = 0;
-	if (!sizes_ok && dp_risk_key_is_size(key)) {
-		snprintf(err, errlen, "%s: a table size, set at start only "
-			 "(authd --risk-set %s=N)", key, key);
-		return -EINVAL;
-	}
-	return dp_risk_config_set(c, key, eq + 1, err, errlen);
-}
-
-int
-dp_risk_config_set_kv(struct dp_risk_config *c, const char *const *kv,
-		      unsigned n, bool sizes_ok, char *err, size_t errlen)
-{
-	struct dp_risk_config copy = *c;
-	char key[RISK_KEY_LEN];
-
-	if (n > DP_RISK_KV_MAX) {
-		snprintf(err, errlen, "at most %d settings at once", DP_RISK_KV_MAX);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < n; i++)
-		if (set_item(&copy, kv[i], sizes_ok, key, err, errlen))
-			return -EINVAL;
-	*c = copy;
-	return 0;
-}
-
-int
-dp_risk_config_get(const struct dp_risk_config *c, const char *key,
-		   uint32_t *out)
-{
-	const struct risk_key *k;
-
-	if (!strcmp(key, "mode")) {
-		*out = (uint32_t)c->mode;
-		return 0;
-	}
-	k = key_find(key);
-	if (!k)
-		return -ENOENT;
-	*out = *(const uint32_t *)((const char *)c + k->off);
-	return 0;
-}
-
-bool
-dp_risk_key_is_size(const char *key)
-{
-	const struct risk_key *k = key_find(key);
-
-	return k && k->size;
-}
-
-unsigned
-dp_risk_keys(void)
-{
-	return RISK_NKEYS;
-}
-
-const char *
-dp_risk_key_name(unsigned i)
-{
-	return i < RISK_NKEYS ? risk_keys[i].name : NULL;
-}
-
-const char *
-dp_risk_key_help(unsigned i)
-{
-	return i < RISK_NKEYS ? risk_keys[i].help : NULL;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Tables: 8-way set-associative, least recently seen evicted                 */
@@ -805,18 +584,12 @@ log_allow(struct dp_risk_engine *e, uint32_t now)
 	return false;
 }
 
-static bool
-merchant_kind(enum dp_risk_verdict_kind k)
-{
-	return k == DP_RISK_V_BLOCK_MERCHANT || k == DP_RISK_V_MERCHANT_SCORE;
-}
-
 /* Apply (mode on) and journal one verdict; returns its outcome. */
 static int
 act(struct dp_risk_engine *e, const struct dp_risk_verdict *v)
 {
 	const struct dp_risk_sink *s = e->sink;
-	bool merchant = merchant_kind(v->kind);
+	bool merchant = dp_risk_verdict_on_merchant(v->kind);
 	struct lim_cfg_effect ce;
 	int rc, out;
 
@@ -1226,160 +999,4 @@ dp_risk_engine_merchant(struct dp_risk_engine *e, uint32_t id, uint32_t now_s,
 	out->unrelated = merchant_unrelated(e, m, now_s, &out->payers);
 	out->done = m->h.done;
 	return true;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The actuator                                                               */
-
-/* The limit after a lower-limit verdict: cut by pct, not below exposure. */
-static int64_t
-lowered(const struct lim_user *u, unsigned pct)
-{
-	int64_t exposure = u->outstanding_fen + u->holds_fen;
-	/* limit <= LIM_MONEY_MAX, so limit * 100 cannot overflow */
-	int64_t nl = u->limit_fen - u->limit_fen * (int64_t)pct / 100;
-
-	return nl < exposure ? exposure : nl;
-}
-
-static int
-apply_user(struct lim_db *db, const struct dp_risk_verdict *v,
-	   struct lim_cfg_effect *out)
-{
-	struct lim_user *u = lim_users_find(db->users, v->id);
-	uint8_t q, flags;
-	int64_t limit;
-	bool changed;
-
-	if (!u)
-		return 0;
-	lim_user_lock(u);
-	q = u->risk_q;
-	flags = u->flags;
-	limit = u->limit_fen;
-	if (v->score / 4 > q)
-		q = (uint8_t)(v->score / 4);
-	if (v->kind == DP_RISK_V_FREEZE_USER)
-		flags |= LIM_USER_FROZEN;
-	if (v->kind == DP_RISK_V_LOWER_LIMIT && lowered(u, v->lower_pct) < limit)
-		limit = lowered(u, v->lower_pct);
-	changed = q != u->risk_q || flags != u->flags || limit != u->limit_fen;
-	if (changed) {
-		u->risk_q = q;
-		u->flags = flags;
-		/* node.c reads the limit without the lock (advisory copy). */
-		__atomic_store_n(&u->limit_fen, limit, __ATOMIC_RELAXED);
-		lim_cfg_user_set(out, lim_seq_take(db), u, LIM_UID_RISK,
-				 v->now_s, false);
-	}
-	lim_user_unlock(u);
-	return changed;
-}
-
-static int
-apply_merchant(struct lim_db *db, const struct dp_risk_verdict *v,
-	       struct lim_cfg_effect *out)
-{
-	const struct lim_merchant *cur = lim_merchant_find(db, (uint32_t)v->id);
-	struct lim_merchant m = {.merchant_id = (uint32_t)v->id, .mcc = v->mcc,
-				 .region = v->region};
-	int rc;
-
-	if (cur)
-		m = *cur;
-	if (v->kind == DP_RISK_V_BLOCK_MERCHANT)
-		m.flags |= LIM_MERCHANT_BLOCKED;
-	if (m.risk_score < v->score)
-		m.risk_score = v->score;
-	if (cur && cur->flags == m.flags && cur->risk_score == m.risk_score)
-		return 0;
-	rc = lim_merchant_set(db, &m);
-	if (rc)
-		return rc;
-	memset(out, 0, sizeof(*out));
-	out->seq = lim_seq_take(db);
-	out->id = m.merchant_id;
-	out->uid = LIM_UID_RISK;
-	out->now_s = v->now_s;
-	out->kind = LIM_EFF_MERCHANT_SET;
-	out->u.merchant = m;
-	return 1;
-}
-
-int
-dp_risk_apply(struct lim_db *db, const struct dp_risk_verdict *v,
-	      struct lim_cfg_effect *out)
-{
-	if (!db || !v->id || v->score > 1000)
-		return -EINVAL;
-	if (merchant_kind(v->kind))
-		return v->id > UINT32_MAX ? -EINVAL : apply_merchant(db, v, out);
-	return apply_user(db, v, out);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Log lines                                                                  */
-
-static const char *
-yuan(int64_t fen, char *buf, size_t n)
-{
-	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-
-	snprintf(buf, n, "%s%" PRIu64 ".%02" PRIu64, fen < 0 ? "-" : "",
-		 a / 100, a % 100);
-	return buf;
-}
-
-static int
-evidence_format(const struct dp_risk_verdict *v, char *buf, size_t len)
-{
-	const struct dp_risk_evidence *ev = &v->ev;
-	char a[32], b[32], c[32];
-
-	switch (v->detector) {
-	case DP_RISK_D_ANOMALY:
-		return snprintf(buf, len,
-				"points %u (burst %s: %u/min %u/h paid, %u tried; "
-				"round %s: %u; near-limit round %s: %u; raise %s: "
-				"%s -> %s, %u payments, %s spent)",
-				ev->points, ev->burst ? "yes" : "no", ev->n_min,
-				ev->ok_hour, ev->n_hour, ev->round ? "yes" : "no",
-				ev->round_hour, ev->near ? "yes" : "no", ev->sus_hour,
-				ev->raise ? "yes" : "no",
-				yuan(ev->raise_from_fen, a, sizeof(a)),
-				yuan(ev->raise_to_fen, b, sizeof(b)), ev->post_raise_n,
-				yuan(ev->post_raise_fen, c, sizeof(c)));
-	case DP_RISK_D_CROWD:
-		return snprintf(buf, len,
-				"device %#" PRIx64 ": %u users in the hour, %u with "
-				"near-limit round payments",
-				ev->device_id, ev->device_users, ev->crowd);
-	default:
-		return snprintf(buf, len,
-				"%u unrelated users with near-limit round payments; "
-				"%u of %u approved payments in the hour",
-				ev->unrelated, ev->m_sus, ev->m_n);
-	}
-}
-
-void
-dp_risk_verdict_format(const struct dp_risk_verdict *v, int outcome,
-		       char *buf, size_t len)
-{
-	static const char *const outcomes[] = {
-		"applied", "nothing to change", "FAILED to apply",
-		"not applied (shadow)"};
-	char ev[320], what[64] = "";
-	bool merchant = merchant_kind(v->kind);
-
-	evidence_format(v, ev, sizeof(ev));
-	if (v->score)
-		snprintf(what, sizeof(what), ", score >= %u", v->score);
-	if (v->kind == DP_RISK_V_LOWER_LIMIT)
-		snprintf(what, sizeof(what), ", limit cut by %u%%", v->lower_pct);
-	snprintf(buf, len, "%sverdict %s %s %" PRIu64 " by %s%s: %s -> %s",
-		 outcome == DP_RISK_OUT_SHADOW ? "shadow " : "",
-		 dp_risk_verdict_name(v->kind), merchant ? "merchant" : "user",
-		 v->id, dp_risk_detector_name(v->detector), what, ev,
-		 (unsigned)outcome < 4 ? outcomes[outcome] : "?");
 }

@@ -235,6 +235,13 @@ struct dp_risk_verdict {
 	struct dp_risk_evidence ev;
 };
 
+/** A verdict about a merchant (the others are about a user). */
+static inline bool
+dp_risk_verdict_on_merchant(enum dp_risk_verdict_kind k)
+{
+	return k == DP_RISK_V_BLOCK_MERCHANT || k == DP_RISK_V_MERCHANT_SCORE;
+}
+
 const char *dp_risk_verdict_name(enum dp_risk_verdict_kind k);
 const char *dp_risk_detector_name(enum dp_risk_detector d);
 
@@ -245,8 +252,8 @@ const char *dp_risk_detector_name(enum dp_risk_detector d);
  * Scores only go up. When something changed, @p out is the journal record
  * (uid LIM_UID_RISK, seq taken with lim_seq_take() while the user's lock,
  * or for merchants the caller's merchant-update serialisation, is held:
- * the caller MUST hand it to the ledger) and 1 is returned; 0 when there was nothing to change (already frozen, unknown
- * user, ...); a negative errno when the merchant could not be stored.
+ * the caller MUST hand it to the ledger) and 1 is returned; 0 when there
+ * was nothing to change (already frozen, unknown user, ...); a negative errno when the merchant could not be stored.
  * User verdicts: any thread (the user's lock is taken here). Merchant
  * verdicts: a registered QSBR thread, online, serialised with every other
  * merchant updater.

@@ -2,7 +2,7 @@
  * authconsume.c - the downstream consumer of authd's export
  * (docs/export.md): reads the journal records authd published to a NATS
  * JetStream stream with a durable pull consumer, applies them in seq order
- * onto the snapshot authd started from (lim_replay, as recovery and
+ * onto the snapshot authd started from (lim_redo, as recovery and
  * `authjournal summary` do), and writes the rebuilt users' balances.
  *
  * Order: the stream holds each seq once and in order (export.c), but the
@@ -35,7 +35,7 @@
 #include "export.h"
 #include "journal.h"
 
-#define EXIT_BAD 1       /* gap, bad record, replay refused, --check differs */
+#define EXIT_BAD 1       /* gap, bad record, redo refused, --check differs */
 #define EXIT_USAGE 2     /* usage, I/O, NATS */
 #define EXIT_TIMEOUT 3   /* --until not reached in time */
 
@@ -61,7 +61,7 @@ usage(FILE *f)
 "    stream, once and in seq order (docs/export.md). authconsume reads that\n"
 "    stream with a durable pull consumer and applies the records, in seq\n"
 "    order, onto the snapshot authd started from, the way authd's recovery\n"
-"    replays its journal: the result is the engine's state as of the last\n"
+"    redoes its journal: the result is the engine's state as of the last\n"
 "    record applied.\n"
 "\n"
 "    Every record is verified: 128 bytes, Nats-Msg-Id equal to its seq, its\n"
@@ -124,7 +124,7 @@ struct run {
 	struct lim_db *db;
 	struct lim_snapshot_meta meta;
 	bool have_meta;
-	struct lim_replay *r;
+	struct lim_redo *r;
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;
@@ -148,11 +148,7 @@ mono_ms(void)
 static int
 parse_u64(const char *opt, const char *v, uint64_t *out)
 {
-	char *end;
-
-	errno = 0;
-	*out = strtoull(v, &end, 10);
-	if (!*v || *v == '-' || *end || errno) {
+	if (lim_parse_u64(v, UINT64_MAX, out)) {
 		fprintf(stderr, "authconsume: --%s %s: expected a number\n", opt, v);
 		return -EINVAL;
 	}
@@ -260,8 +256,8 @@ load_start(struct run *x)
 			return -ENOMEM;
 		}
 	}
-	x->r = lim_replay_create(x->db, x->have_meta ? &x->meta : NULL,
-				 x->db->shards - 1);
+	x->r = lim_redo_create(x->db, x->have_meta ? &x->meta : NULL,
+			       x->db->shards - 1);
 	if (!x->r) {
 		fprintf(stderr, "authconsume: out of memory\n");
 		return -ENOMEM;
@@ -280,17 +276,15 @@ nats_why(natsStatus s)
 	return t && *t ? t : natsStatus_GetText(s);
 }
 
+/* Header @p key as a whole number (@p hex: as hex digits, a journal id). */
 static int
-header_u64(natsMsg *m, const char *key, int base, uint64_t *v)
+header_u64(natsMsg *m, const char *key, bool hex, uint64_t *v)
 {
 	const char *t = NULL;
-	char *end;
 
 	if (natsMsgHeader_Get(m, key, &t) != NATS_OK || !t || !*t)
 		return -ENOENT;
-	errno = 0;
-	*v = strtoull(t, &end, base);
-	return *end || errno ? -EINVAL : 0;
+	return hex ? lim_parse_x64(t, v) : lim_parse_u64(t, UINT64_MAX, v);
 }
 
 /* The stream's subjects, and its last message: stream and journal seq. */
@@ -328,7 +322,7 @@ stream_end(struct run *x, uint64_t *first_sseq, uint64_t *last_sseq,
 			x->o->stream, *last_sseq, nats_why(s));
 		return -EIO;
 	}
-	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, 10, last_jseq)) {
+	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, false, last_jseq)) {
 		natsMsg_Destroy(m);
 		fprintf(stderr, "authconsume: stream %s: message %" PRIu64 " has no "
 			"journal seq (%s): not an authd export\n", x->o->stream,
@@ -430,13 +424,13 @@ verify(struct run *x, natsMsg *m, struct lim_effect *rec)
 		return -EBADMSG;
 	}
 	memcpy(rec, natsMsg_GetData(m), sizeof(*rec));
-	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, 10, &id) || id != rec->seq) {
+	if (header_u64(m, DP_EXPORT_HDR_MSG_ID, false, &id) || id != rec->seq) {
 		snprintf(x->why, sizeof(x->why), "record seq %" PRIu64 " but "
 			 "header %s does not say so", rec->seq,
 			 DP_EXPORT_HDR_MSG_ID);
 		return -EBADMSG;
 	}
-	if (header_u64(m, DP_EXPORT_HDR_JOURNAL, 16, &jid) || !jid) {
+	if (header_u64(m, DP_EXPORT_HDR_JOURNAL, true, &jid) || !jid) {
 		snprintf(x->why, sizeof(x->why), "seq %" PRIu64 ": no %s header",
 			 rec->seq, DP_EXPORT_HDR_JOURNAL);
 		return -EBADMSG;
@@ -461,7 +455,7 @@ verify(struct run *x, natsMsg *m, struct lim_effect *rec)
 static int
 apply_one(struct run *x, natsMsg *m)
 {
-	uint64_t next = lim_replay_next_seq(x->r);
+	uint64_t next = lim_redo_next_seq(x->r);
 	struct lim_effect rec;
 	char why[512];
 	int rc = verify(x, m, &rec);
@@ -483,7 +477,7 @@ apply_one(struct run *x, natsMsg *m)
 			 stream_seq_of(m), rec.seq);
 		return -ERANGE;
 	}
-	rc = lim_replay(x->r, &rec, why, sizeof(why));
+	rc = lim_redo(x->r, &rec, why, sizeof(why));
 	if (rc) {
 		snprintf(x->why, sizeof(x->why), "seq %" PRIu64 " (%s): %s",
 			 rec.seq, dp_journal_kind_name(rec.kind), why);
@@ -501,7 +495,7 @@ consume(struct run *x)
 {
 	uint64_t idle_since = mono_ms();
 
-	while (lim_replay_next_seq(x->r) <= x->until) {
+	while (lim_redo_next_seq(x->r) <= x->until) {
 		natsMsgList l = {0};
 		jsErrCode ec = 0;
 		natsStatus s;
@@ -517,7 +511,7 @@ consume(struct run *x)
 				fprintf(stderr, "authconsume: no record came for %u s: "
 					"seq %" PRIu64 " applied, --until %" PRIu64
 					" not reached\n", x->o->timeout_s,
-					lim_replay_next_seq(x->r) - 1, x->until);
+					lim_redo_next_seq(x->r) - 1, x->until);
 				return EXIT_TIMEOUT;
 			}
 			continue;
@@ -529,7 +523,7 @@ consume(struct run *x)
 		}
 		idle_since = mono_ms();
 		for (i = 0; i < l.Count && !rc &&
-			    lim_replay_next_seq(x->r) <= x->until; i++)
+			    lim_redo_next_seq(x->r) <= x->until; i++)
 			rc = apply_one(x, l.Msgs[i]);
 		if (!rc && i > 0)
 			natsMsg_Ack(l.Msgs[i - 1], NULL); /* ack all up to it */
@@ -676,14 +670,14 @@ static int
 run(struct run *x)
 {
 	uint64_t first_sseq, last_sseq, last_jseq, from;
-	struct lim_replay_stats st;
+	struct lim_redo_stats st;
 	int rc;
 
 	if (load_start(x) || connect_nats(x))
 		return EXIT_USAGE;
 	if (stream_end(x, &first_sseq, &last_sseq, &last_jseq))
 		return EXIT_USAGE;
-	from = lim_replay_next_seq(x->r);
+	from = lim_redo_next_seq(x->r);
 	x->until = x->o->until ? x->o->until : last_jseq;
 	if (x->have_meta && x->until < x->meta.seq_end) {
 		fprintf(stderr, "authconsume: the snapshot holds effects up to seq "
@@ -696,7 +690,7 @@ run(struct run *x)
 		return EXIT_USAGE;
 	if (x->until >= from && (rc = consume(x)) != 0)
 		return rc;
-	if (lim_replay_finish(x->r, &st, x->why, sizeof(x->why))) {
+	if (lim_redo_finish(x->r, &st, x->why, sizeof(x->why))) {
 		fprintf(stderr, "authconsume: after the replay: %s\n", x->why);
 		return EXIT_BAD;
 	}
@@ -731,7 +725,7 @@ main(int argc, char **argv)
 	jsCtx_Destroy(x.js);
 	natsConnection_Destroy(x.nc);
 	nats_CloseAndWait(2000);
-	lim_replay_free(x.r);
+	lim_redo_free(x.r);
 	if (x.have_meta)
 		lim_snapshot_meta_free(&x.meta);
 	if (x.db)

@@ -548,7 +548,7 @@ yuan(json_t *v, char *buf, size_t n)
 {
 	if (!v || json_is_null(v))
 		return "none";
-	return ctl_fmt_money(json_integer_value(v), buf, n);
+	return lim_fmt_yuan(json_integer_value(v), buf, n);
 }
 
 static void
@@ -647,7 +647,7 @@ print_user(json_t *a)
 	       yuan(json_object_get(u, "available_fen"), b2, 32));
 	printf("  temp quota    %14s   until %s%s\n",
 	       yuan(json_object_get(u, "temp_quota_fen"), b1, 32),
-	       geti(u, "temp_until_s") ? ctl_fmt_time((uint32_t)geti(u, "temp_until_s"), iso,
+	       geti(u, "temp_until_s") ? lim_fmt_time((uint32_t)geti(u, "temp_until_s"), iso,
 						      sizeof(iso)) : "-",
 	       json_is_true(json_object_get(u, "temp_active")) ? " (active)" : "");
 	printf("  outstanding   %14s   pay later %s, installment %s\n",
@@ -670,7 +670,7 @@ print_user(json_t *a)
 	       (long long)geti(sp, "day.n"),
 	       yuan(json_object_get(json_object_get(sp, "day"), "fen"), b2, 32));
 	printf("  cooling off until %s\n",
-	       geti(u, "cool_until_s") ? ctl_fmt_time((uint32_t)geti(u, "cool_until_s"), iso, 32) : "-");
+	       geti(u, "cool_until_s") ? lim_fmt_time((uint32_t)geti(u, "cool_until_s"), iso, 32) : "-");
 }
 
 static void
@@ -739,7 +739,7 @@ print_generic(const char *cmd, json_t *a)
 	} else if (!strncmp(cmd, "clock", 5)) {
 		printf("%s clock: %lld (%s)\n", json_string_value(json_object_get(a, "mode")),
 		       (long long)geti(a, "now_s"),
-		       ctl_fmt_time((uint32_t)geti(a, "now_s"), iso, sizeof(iso)));
+		       lim_fmt_time((uint32_t)geti(a, "now_s"), iso, sizeof(iso)));
 	} else if (!strcmp(cmd, "keys rotate")) {
 		printf("gateway %lld: new key id %lld; key id %lld stays valid, older ids "
 		       "are dropped\nkey.%lld = %s\n(written to %s; hand the key to the "
@@ -852,7 +852,7 @@ main(int argc, char **argv)
 		case 'j': opt_json = true; break;
 		case 'r': raw = optarg; break;
 		case 't':
-			if (ctl_parse_uint(optarg, 600000, &timeout_ms) || !timeout_ms)
+			if (lim_parse_u64(optarg, 600000, &timeout_ms) || !timeout_ms)
 				return usage_error("--timeout %s: expected 1..600000 ms",
 						   optarg);
 			break;

@@ -75,14 +75,15 @@ struct opts {
 	uint64_t ops_max;          /* summary: 0 = from the snapshot */
 };
 
-static const char *
-money(int64_t fen, char *buf, size_t n)
+/* A whole number for option --@p name; false (with a message) if not. */
+static bool
+opt_u64(const char *name, const char *v, uint64_t *out)
 {
-	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-
-	snprintf(buf, n, "%s%" PRIu64 ".%02u", fen < 0 ? "-" : "", a / 100,
-		 (unsigned)(a % 100));
-	return buf;
+	if (lim_parse_u64(v, UINT64_MAX, out) == 0)
+		return true;
+	fprintf(stderr, "authjournal: --%s %s: expected a whole number\n", name,
+		v);
+	return false;
 }
 
 static int
@@ -118,14 +119,26 @@ parse_args(int argc, char **argv, struct opts *o)
 	optind = 3;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'f': o->from = strtoull(optarg, NULL, 0); break;
-		case 't': o->to = strtoull(optarg, NULL, 0); break;
+		case 'f':
+			if (!opt_u64("from", optarg, &o->from))
+				return -EINVAL;
+			break;
+		case 't':
+			if (!opt_u64("to", optarg, &o->to))
+				return -EINVAL;
+			break;
 		case 'j': o->json = true; break;
 		case 's': o->strict = true; break;
 		case 'S': o->snapshot = optarg; break;
 		case 'c': o->check = optarg; break;
-		case 'u': o->users = strtoull(optarg, NULL, 0); break;
-		case 'o': o->ops_max = strtoull(optarg, NULL, 0); break;
+		case 'u':
+			if (!opt_u64("users", optarg, &o->users))
+				return -EINVAL;
+			break;
+		case 'o':
+			if (!opt_u64("ops-max", optarg, &o->ops_max))
+				return -EINVAL;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "authjournal: bad option (see --help)\n");
@@ -154,10 +167,11 @@ dump_money_text(const struct lim_effect *e)
 	if (e->ref_id)
 		printf(" ref %" PRIu64, e->ref_id);
 	printf(" amount %s status %u reason %u debt %s holds %s month %s"
-	       " now %u", money(e->amount_fen, a, sizeof(a)), e->status, e->reason,
-	       money(e->d_outstanding_fen, b, sizeof(b)),
-	       money(e->d_holds_fen, c, sizeof(c)),
-	       money(e->d_month_fen, d, sizeof(d)), e->now_s);
+	       " now %u", lim_fmt_yuan(e->amount_fen, a, sizeof(a)), e->status,
+	       e->reason,
+	       lim_fmt_yuan(e->d_outstanding_fen, b, sizeof(b)),
+	       lim_fmt_yuan(e->d_holds_fen, c, sizeof(c)),
+	       lim_fmt_yuan(e->d_month_fen, d, sizeof(d)), e->now_s);
 	if (e->hold_expires_s)
 		printf(" expires %u", e->hold_expires_s);
 	if (e->group_id)
@@ -177,8 +191,8 @@ dump_cfg_text(const struct lim_cfg_effect *c)
 	switch (c->kind) {
 	case LIM_EFF_USER_SET:
 		printf(" limit %s self_cap %s tier %u region %u flags 0x%x risk %u%s",
-		       money(c->u.user.limit_fen, a, sizeof(a)),
-		       money(c->u.user.self_cap_fen, b, sizeof(b)), c->u.user.tier,
+		       lim_fmt_yuan(c->u.user.limit_fen, a, sizeof(a)),
+		       lim_fmt_yuan(c->u.user.self_cap_fen, b, sizeof(b)), c->u.user.tier,
 		       c->u.user.region, c->u.user.flags, c->u.user.risk_q * 4u,
 		       c->u.user.created ? " created" : "");
 		break;
@@ -188,7 +202,7 @@ dump_cfg_text(const struct lim_cfg_effect *c)
 		break;
 	case LIM_EFF_FUNDER_SET:
 		printf(" funder %u quota %s share %u%%", c->u.funder.funder_id,
-		       money(c->u.funder.quota_fen, a, sizeof(a)),
+		       lim_fmt_yuan(c->u.funder.quota_fen, a, sizeof(a)),
 		       c->u.funder.share_pct);
 		break;
 	case LIM_EFF_POLICY_PART:
@@ -329,7 +343,7 @@ print_counts(const struct dp_journal_scan *s, const struct counts *c)
 			printf("  %-13s %" PRIu64 "\n", dp_journal_kind_name(k),
 			       c->by_kind[k]);
 	printf("  approved authorizations: %s yuan\n",
-	       money(c->approved_fen, a, sizeof(a)));
+	       lim_fmt_yuan(c->approved_fen, a, sizeof(a)));
 }
 
 static int
@@ -391,8 +405,8 @@ print_users(struct lim_db *db, uint64_t limit, bool json)
 	show = limit && limit < n ? limit : n;
 	if (!json)
 		printf("users %" PRIu64 ": debt %s yuan, holds %s yuan; op entries %"
-		       PRIu64 "\n", n, money((int64_t)debt, a, sizeof(a)),
-		       money((int64_t)holds, b, sizeof(b)), lim_ops_count(db->ops));
+		       PRIu64 "\n", n, lim_fmt_yuan((int64_t)debt, a, sizeof(a)),
+		       lim_fmt_yuan((int64_t)holds, b, sizeof(b)), lim_ops_count(db->ops));
 	for (uint64_t i = 0; i < show; i++) {
 		const struct lim_user *u = v[i].u;
 
@@ -405,10 +419,10 @@ print_users(struct lim_db *db, uint64_t limit, bool json)
 			       u->inst_fen, u->month_spend_fen, u->limit_fen);
 		else
 			printf("  user %" PRIu64 ": debt %s holds %s cash %s inst %s\n",
-			       u->user_id, money(u->outstanding_fen, a, sizeof(a)),
-			       money(u->holds_fen, b, sizeof(b)),
-			       money(u->cash_fen, c, sizeof(c)),
-			       money(u->inst_fen, d, sizeof(d)));
+			       u->user_id, lim_fmt_yuan(u->outstanding_fen, a, sizeof(a)),
+			       lim_fmt_yuan(u->holds_fen, b, sizeof(b)),
+			       lim_fmt_yuan(u->cash_fen, c, sizeof(c)),
+			       lim_fmt_yuan(u->inst_fen, d, sizeof(d)));
 	}
 	free(v);
 }
@@ -439,10 +453,10 @@ compare_users(struct lim_db *a, struct lim_db *b, const char *bname)
 				printf("  user %" PRIu64 ": debt %s vs %s, holds %s "
 				       "vs %s (and cash, inst, month, limit)\n",
 				       u->user_id,
-				       money(u->outstanding_fen, x, sizeof(x)),
-				       money(v->outstanding_fen, y, sizeof(y)),
-				       money(u->holds_fen, x, sizeof(x)),
-				       money(v->holds_fen, y, sizeof(y)));
+				       lim_fmt_yuan(u->outstanding_fen, x, sizeof(x)),
+				       lim_fmt_yuan(v->outstanding_fen, y, sizeof(y)),
+				       lim_fmt_yuan(u->holds_fen, x, sizeof(x)),
+				       lim_fmt_yuan(v->holds_fen, y, sizeof(y)));
 		}
 	}
 	if (lim_users_count(b->users) != n) {

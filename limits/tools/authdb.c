@@ -237,29 +237,19 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A count with an optional k/M/G suffix (powers of ten). */
+/* A count (lim_parse_count: k/M/G suffixes) of at most @p max. */
 static uint64_t
-parse_count(const char *cmd, const char *opt, const char *s)
+parse_count(const char *cmd, const char *opt, const char *s, uint64_t max)
 {
-	uint64_t v = 0, mul = 1;
-	const char *p = s;
+	uint64_t v = 0;
+	int rc = lim_parse_count(s, max, &v);
 
-	if (*p < '0' || *p > '9')
-		usage(cmd, "%s: '%s' is not a number", opt, s);
-	for (; *p >= '0' && *p <= '9'; p++)
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
-			usage(cmd, "%s: '%s' is too large", opt, s);
-	if (*p == 'k' || *p == 'K')
-		mul = 1000, p++;
-	else if (*p == 'M')
-		mul = 1000000, p++;
-	else if (*p == 'G')
-		mul = 1000000000, p++;
-	if (*p)
-		usage(cmd, "%s: '%s' is not a number (suffixes: k, M, G)", opt, s);
-	if (__builtin_mul_overflow(v, mul, &v))
-		usage(cmd, "%s: '%s' is too large", opt, s);
+	if (rc == -ERANGE)
+		usage(cmd, "%s: '%s' is too large (at most %llu)", opt, s,
+		      (unsigned long long)max);
+	if (rc)
+		usage(cmd, "%s: '%s' is not a number (suffixes: k, M, G)", opt,
+		      s);
 	return v;
 }
 
@@ -333,16 +323,23 @@ cmd_gen(int argc, char **argv)
 		switch (c) {
 		case 'h': print_help(help_gen);
 		case OPT_PROGRESS: show_progress = true; break;
-		case OPT_USERS: g.users = parse_count("gen", "--users", optarg); break;
-		case OPT_MERCHANTS:
-			g.merchants = parse_count("gen", "--merchants", optarg);
+		case OPT_USERS:
+			g.users = parse_count("gen", "--users", optarg, UINT64_MAX);
 			break;
-		case OPT_SEED: g.seed = parse_count("gen", "--seed", optarg); break;
+		case OPT_MERCHANTS:
+			g.merchants = parse_count("gen", "--merchants", optarg,
+						   UINT64_MAX);
+			break;
+		case OPT_SEED:
+			g.seed = parse_count("gen", "--seed", optarg, UINT64_MAX);
+			break;
 		case OPT_NOW:
-			g.now_s = (uint32_t)parse_count("gen", "--now", optarg);
+			g.now_s = (uint32_t)parse_count("gen", "--now", optarg,
+						      UINT32_MAX);
 			break;
 		case OPT_SHARDS:
-			cfg.shards = (unsigned)parse_count("gen", "--shards", optarg);
+			cfg.shards = (unsigned)parse_count("gen", "--shards",
+							   optarg, UINT32_MAX);
 			break;
 		case OPT_OUT: out = optarg; break;
 		default: usage("gen", "unknown option");
@@ -569,7 +566,7 @@ cmd_import(int argc, char **argv)
 		case OPT_MERCHANTS: merchants = optarg; break;
 		case OPT_SHARDS:
 			cfg.shards = (unsigned)parse_count("import", "--shards",
-							   optarg);
+							   optarg, UINT32_MAX);
 			break;
 		case OPT_OUT: out = optarg; break;
 		default: usage("import", "unknown option");
@@ -725,8 +722,12 @@ cmd_mem(int argc, char **argv)
 		switch (c) {
 		case 'h': print_help(help_mem);
 		case OPT_PROGRESS: show_progress = true; break;
-		case OPT_USERS: g.users = parse_count("mem", "--users", optarg); break;
-		case OPT_SEED: g.seed = parse_count("mem", "--seed", optarg); break;
+		case OPT_USERS:
+			g.users = parse_count("mem", "--users", optarg, UINT64_MAX);
+			break;
+		case OPT_SEED:
+			g.seed = parse_count("mem", "--seed", optarg, UINT64_MAX);
+			break;
 		default: usage("mem", "unknown option");
 		}
 	}
@@ -784,7 +785,8 @@ cmd_bench(int argc, char **argv)
 		case 'h': print_help(help_bench);
 		case OPT_PROGRESS: show_progress = true; break;
 		case OPT_RUNS:
-			runs = (unsigned)parse_count("bench-load", "--runs", optarg);
+			runs = (unsigned)parse_count("bench-load", "--runs",
+						       optarg, UINT32_MAX);
 			break;
 		default: usage("bench-load", "unknown option");
 		}

@@ -21,7 +21,7 @@
  * - a file with a line longer than DP_INI_LINE_MAX is refused (inih would
  *   parse the tail of such a line as a line of its own);
  * - config file: every number it accepted equals an exact reading of the
- *   value it was given (strtoull with the k/M/G suffix, overflow refused),
+ *   value it was given (decimal with the k/M/G suffix, overflow refused),
  *   found by reading the same text with inih (last assignment wins);
  * - policy file: an accepted policy passes lim_policy_check(); written
  *   back as `authctl policy show --ini` would write it and read again, it
@@ -98,26 +98,31 @@ put_file(const uint8_t *b, size_t n)
 /* ------------------------------------------------------------------------ */
 /* 0: the config file                                                         */
 
-/* The exact value of a number as options.c documents it, or -1 if invalid. */
+/*
+ * The exact value of a number as options.c documents it (decimal digits,
+ * then at most one k/K/M/G suffix), or -1 if invalid: read here digit by
+ * digit in 128 bits, independently of lim_parse_count().
+ */
 static int
 ref_number(const char *v, uint64_t *out)
 {
-	unsigned __int128 x;
-	char *end;
+	unsigned __int128 x = 0;
+	const char *p = v;
 
-	if (!*v || *v == '-')
+	for (; *p >= '0' && *p <= '9'; p++) {
+		x = x * 10 + (unsigned)(*p - '0');
+		if (x > UINT64_MAX)
+			return -1;
+	}
+	if (p == v)
 		return -1;
-	errno = 0;
-	x = strtoull(v, &end, 0);
-	if (errno)
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		x *= 1000, end++;
-	else if (*end == 'M')
-		x *= 1000000, end++;
-	else if (*end == 'G')
-		x *= 1000000000, end++;
-	if (*end || x > UINT64_MAX)
+	if (*p == 'k' || *p == 'K')
+		x *= 1000, p++;
+	else if (*p == 'M')
+		x *= 1000000, p++;
+	else if (*p == 'G')
+		x *= 1000000000, p++;
+	if (*p || x > UINT64_MAX)
 		return -1;
 	*out = (uint64_t)x;
 	return 0;

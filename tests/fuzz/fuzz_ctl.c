@@ -15,8 +15,8 @@
  * Oracles (abort = a finding):
  * - a refusal always has a message; an acceptance has a known command, an
  *   argument count within the command's bounds and every value parsed;
- * - values print and parse back to themselves: money (ctl_fmt_money), a
- *   time (ctl_fmt_time), and every policy key after a `policy set`
+ * - values print and parse back to themselves: money (lim_fmt_yuan), a
+ *   time (lim_fmt_time), and every policy key after a `policy set`
  *   (ctl_pkey_fmt, as `policy show --ini` writes what --policy FILE and
  *   `policy set` read back);
  * - a refused `risk set` changes nothing.
@@ -50,8 +50,8 @@ check_money(int64_t fen)
 	int64_t back = -1;
 
 	FUZZ_CHECK(fen >= 0 && fen <= LIM_MONEY_MAX);
-	ctl_fmt_money(fen, buf, sizeof(buf));
-	FUZZ_CHECK(ctl_parse_money(buf, &back, why, sizeof(why)) == 0 && back == fen);
+	lim_fmt_yuan(fen, buf, sizeof(buf));
+	FUZZ_CHECK(lim_parse_amount(buf, &back, why, sizeof(why)) == 0 && back == fen);
 }
 
 static void
@@ -61,8 +61,8 @@ check_time(uint64_t t)
 	uint32_t back = 0;
 
 	FUZZ_CHECK(t <= UINT32_MAX);
-	ctl_fmt_time((uint32_t)t, buf, sizeof(buf));
-	FUZZ_CHECK(ctl_parse_time(buf, &back, why, sizeof(why)) == 0 && back == t);
+	lim_fmt_time((uint32_t)t, buf, sizeof(buf));
+	FUZZ_CHECK(lim_parse_time(buf, &back, why, sizeof(why)) == 0 && back == t);
 }
 
 /* Every value the decoder accepted is in range and prints back to itself. */

@@ -1,15 +1,15 @@
 /*
  * fuzz_journal.c - libFuzzer harness for the journal reader
- * (dataplane/journal.c: dp_journal_scan) and for start-up recovery from a
- * journal alone (dataplane/recovery.c: dp_recover, which replays every
- * record with lim_replay()).
+ * (dataplane/ledger/journal_scan.c: dp_journal_scan) and for start-up
+ * recovery from a journal alone (dataplane/ledger/recovery.c: dp_recover,
+ * which redoes every record with lim_redo()).
  *
  * Input: a journal directory in a small container format:
  *
  *   byte 0       flags: bit 0 reseal (recompute every segment header
  *                checksum, every record's check under its segment's
  *                journal_id, and the index checksum, so mutations reach
- *                the chain, sequence and replay checks instead of stopping
+ *                the chain, sequence and redo checks instead of stopping
  *                at a checksum); bit 1 recover (dp_recover with no
  *                snapshot) instead of a plain scan; bit 2 scan every record
  *                (DP_JOURNAL_SCAN_ALL)
@@ -29,9 +29,9 @@
  * damage and says why; the records a scan hands over verify (check under
  * the journal's id, kind in range) and come in contiguous seq order from
  * from_seq; the counts it reports agree with what it handed over; a torn
- * tail is no longer than one batch plus a block; recovery (whose replay
+ * tail is no longer than one batch plus a block; recovery (whose redo
  * must refuse a record that contradicts the state with -EBADMSG, never
- * abort: limits/replay.c) either refuses with a message or yields a
+ * abort: limits/redo.c) either refuses with a message or yields a
  * database.
  *
  * Seeds (corpus/journal): tests/fuzz/mkseeds_journal.py (synthetic,
@@ -271,7 +271,7 @@ recover(void)
 
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "recover: %d %s: %" PRIu64 " replayed\n", rc, err,
-			rc ? 0 : res.replayed);
+			rc ? 0 : res.redone);
 	if (rc) {
 		FUZZ_CHECK(err[0]); /* start-up would stop without saying why */
 		return;

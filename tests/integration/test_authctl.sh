@@ -329,7 +329,7 @@ BEFORE=$(STATE)
 authd_stop_ok "journal"
 authd_start --keys "$KEYS" --clock "fixed:$T0" --journal "$TMP/journal" ||
 	fail "restart from the journal"
-eq "state after replaying the journal" "$(STATE)" "$BEFORE"
+eq "state after the journal redo" "$(STATE)" "$BEFORE"
 authd_stop
 ok "settings changes are journaled (uid, seq) and come back identical from the journal"
 

@@ -1,12 +1,13 @@
 /*
- * test_journal.c - the journal format (dataplane/journal.c): round trip,
+ * test_journal.c - the journal (dataplane/ledger/journal*.c): round trip,
  * rotation and the index, reopen and append, and every reader error with
  * its exact file and byte offset: bad checksum, seq gap, seq out of order,
  * bad header, truncated record, wrong name, broken chain, index mismatch;
  * torn tails (partial record, zeroed records, torn segment header) cut,
  * damage before the tail refused; write/sync failures are sticky.
  *
- * journal.c is compiled into this test (it needs no DPDK).
+ * It links the journal (authd_journal, no DPDK) and reaches the internals
+ * its files share through journal_pvt.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "../../dataplane/ledger/journal.c"
+#include "journal_pvt.h"
 
 #define REC DP_JOURNAL_REC_LEN
 #define HDR DP_JOURNAL_HDR_LEN
@@ -336,7 +337,7 @@ test_rotation_and_index(void **state)
 	assert_int_equal(h1.first_seq, ROT_PER_SEG + 1);
 	assert_int_equal(h1.journal_id, h0.journal_id);
 	file_read(p0, HDR + (ROT_PER_SEG - 1) * REC, last, REC);
-	assert_int_equal(h1.prev_check, rec_check(last));
+	assert_int_equal(h1.prev_check, jnl_rec_check(last));
 	/* the index: closed segments with their last seq, the newest open */
 	snprintf(ix, sizeof(ix), "%s/journal.idx", t->dir);
 	f = fopen(ix, "r");
@@ -675,19 +676,19 @@ test_index_mismatch(void **state)
 	/* an index that lacks the newest segment (crash in a rotation):
 	 * tolerated, and rewritten by the repair */
 	{
-		struct index_ent e[2];
+		struct jnl_index_ent e[2];
 		struct dp_journal_hdr h;
 
 		assert_int_equal(dp_journal_read_hdr(p, &h, &err), 0);
 		memset(e, 0, sizeof(e));
-		seg_name(e[0].name, sizeof(e[0].name), 1);
+		jnl_seg_name(e[0].name, sizeof(e[0].name), 1);
 		e[0].first_seq = 1;
 		e[0].last_seq = ROT_PER_SEG;
-		seg_name(e[1].name, sizeof(e[1].name), ROT_PER_SEG + 1);
+		jnl_seg_name(e[1].name, sizeof(e[1].name), ROT_PER_SEG + 1);
 		e[1].segment_no = 1;
 		e[1].first_seq = ROT_PER_SEG + 1;
 		e[1].open = true;
-		assert_int_equal(index_write(t->dir, e, 2, h.journal_id), 0);
+		assert_int_equal(jnl_index_write(t->dir, e, 2, h.journal_id), 0);
 	}
 	scan_ok(t, &res);
 	assert_true(res.index_stale);

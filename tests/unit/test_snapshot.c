@@ -340,6 +340,13 @@ test_save_errors(void **state)
 	assert_non_null(p);
 	assert_int_equal(fgetc(p), '0');
 	pclose(p);
+	/* a failed fsync of the directory fails the save: the rename may not
+	 * survive a crash, so the snapshot cannot be relied on */
+	snprintf(cmd, sizeof(cmd), "%s/dirsync.snap", tmpdir);
+	lim_file_inject_dir_sync_error(EIO);
+	assert_int_equal(lim_snapshot_save(a.db, cmd, err, sizeof(err)), -EIO);
+	assert_non_null(strstr(err, "fsync directory"));
+	assert_int_equal(lim_snapshot_save(a.db, cmd, err, sizeof(err)), 0);
 	fx_drop(&a);
 }
 

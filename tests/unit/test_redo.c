@@ -1,7 +1,7 @@
 /*
- * test_replay_effects.c - lim_replay (limits/replay.c): a database rebuilt
- * from a snapshot plus the journal records after it is, byte for byte, the
- * database that applied them live.
+ * test_redo.c - the journal redo, lim_redo (limits/redo.c): a database
+ * rebuilt from a snapshot plus the journal records after it is, byte for
+ * byte, the database that applied them live.
  *
  * A workload drives an engine (auth_exec_one, the hold-expiry timer, and
  * settings changes made as the control plane makes them) and records every
@@ -542,13 +542,13 @@ db_digest(struct lim_db *db)
 	return h;
 }
 
-/* Replay stream records with seq > @p from onto @p db. */
-static struct lim_replay_stats
-replay_all(struct lim_db *db, const struct lim_snapshot_meta *meta,
-	   const struct stream *s)
+/* Redo stream records with seq > @p from onto @p db. */
+static struct lim_redo_stats
+redo_all(struct lim_db *db, const struct lim_snapshot_meta *meta,
+	 const struct stream *s)
 {
-	struct lim_replay *r = lim_replay_create(db, meta, 3);
-	struct lim_replay_stats st;
+	struct lim_redo *r = lim_redo_create(db, meta, 3);
+	struct lim_redo_stats st;
 	uint64_t from = meta ? meta->seq_start : 0;
 	char err[256];
 	int rc;
@@ -557,17 +557,17 @@ replay_all(struct lim_db *db, const struct lim_snapshot_meta *meta,
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->e[i].seq <= from)
 			continue;
-		rc = lim_replay(r, &s->e[i], err, sizeof(err));
+		rc = lim_redo(r, &s->e[i], err, sizeof(err));
 		if (rc)
-			print_error("replay seq %llu: %s\n",
+			print_error("redo seq %llu: %s\n",
 				    (unsigned long long)s->e[i].seq, err);
 		assert_int_equal(rc, 0);
 	}
-	rc = lim_replay_finish(r, &st, err, sizeof(err));
+	rc = lim_redo_finish(r, &st, err, sizeof(err));
 	if (rc)
 		print_error("finish: %s\n", err);
 	assert_int_equal(rc, 0);
-	lim_replay_free(r);
+	lim_redo_free(r);
 	assert_int_equal(st.unknown_user, 0);
 	assert_int_equal(st.budget_short, 0);
 	assert_int_equal(st.settings_failed, 0);
@@ -661,7 +661,7 @@ test_from_nothing(void **state)
 	struct fx a, b;
 	struct stream s = {0};
 	struct work w = {.f = &a, .s = &s, .rng = 7, .next_rid = 1};
-	struct lim_replay_stats st;
+	struct lim_redo_stats st;
 
 	(void)state;
 	fx_init_empty(&a, cfg.users_max, cfg.ops_max, cfg.shards);
@@ -669,7 +669,7 @@ test_from_nothing(void **state)
 	work_steps(&w, 6000);
 	check_every_kind(&s);
 	fx_init_empty(&b, cfg.users_max, cfg.ops_max, cfg.shards);
-	st = replay_all(b.db, NULL, &s);
+	st = redo_all(b.db, NULL, &s);
 	assert_int_equal(st.records, s.n);
 	assert_int_equal(st.user_in_snapshot, 0);
 	assert_int_equal(st.entry_in_snapshot, 0);
@@ -689,7 +689,7 @@ test_from_quiescent_snapshots(void **state)
 	struct fx a;
 	struct stream s = {0};
 	struct work w = {.f = &a, .s = &s, .rng = 11, .next_rid = 1};
-	char dir[] = "/tmp/test_replay.XXXXXX", path[8][64], err[512];
+	char dir[] = "/tmp/test_redo.XXXXXX", path[8][64], err[512];
 	uint64_t at[8];
 
 	(void)state;
@@ -713,7 +713,7 @@ test_from_quiescent_snapshots(void **state)
 		assert_non_null(b);
 		assert_int_equal(meta.seq_start, at[i]);
 		assert_int_equal(meta.seq_end, at[i]);
-		replay_all(b, &meta, &s);
+		redo_all(b, &meta, &s);
 		same_db(a.db, b);
 		lim_snapshot_meta_free(&meta);
 		lim_db_free(b);
@@ -782,7 +782,7 @@ test_from_snapshot_under_load(void **state)
 						 .merchants_max = 64,
 						 .groups_max = 64,
 						 .shards = 4};
-	char dir[] = "/tmp/test_replay.XXXXXX", path[64], err[512];
+	char dir[] = "/tmp/test_redo.XXXXXX", path[64], err[512];
 	unsigned windows = 0;
 
 	(void)state;
@@ -795,7 +795,7 @@ test_from_snapshot_under_load(void **state)
 					  .next_rid = 1},
 				    .after = 2000};
 		struct lim_snapshot_meta meta;
-		struct lim_replay_stats st;
+		struct lim_redo_stats st;
 		struct lim_db *b;
 		pthread_t tid;
 
@@ -813,7 +813,7 @@ test_from_snapshot_under_load(void **state)
 		rcu_thread_online();
 		b = lim_snapshot_load(path, &big, NULL, &meta, err, sizeof(err));
 		assert_non_null(b);
-		st = replay_all(b, &meta, &s);
+		st = redo_all(b, &meta, &s);
 		same_db(a.db, b);
 		print_message("round %u: window (%llu, %llu], %llu records; "
 			      "users applied %llu / in snapshot %llu, entries "
@@ -847,7 +847,7 @@ test_refusals(void **state)
 	struct fx a, b;
 	struct stream s = {0};
 	struct work w = {.f = &a, .s = &s, .rng = 5, .next_rid = 1};
-	struct lim_replay *r;
+	struct lim_redo *r;
 	struct lim_effect e;
 	char err[256];
 	size_t i;
@@ -857,14 +857,14 @@ test_refusals(void **state)
 	world_by_records(&a, &s, &w);
 	work_steps(&w, 300);
 	fx_init_empty(&b, cfg.users_max, cfg.ops_max, cfg.shards);
-	r = lim_replay_create(b.db, NULL, 3);
+	r = lim_redo_create(b.db, NULL, 3);
 	for (i = 0; i < s.n && s.e[i].kind != LIM_EFF_CAPTURE; i++)
-		assert_int_equal(lim_replay(r, &s.e[i], err, sizeof(err)), 0);
+		assert_int_equal(lim_redo(r, &s.e[i], err, sizeof(err)), 0);
 	assert_true(i < s.n);
 	/* out of order */
 	e = s.e[i];
 	e.seq++;
-	assert_int_equal(lim_replay(r, &e, err, sizeof(err)), -ERANGE);
+	assert_int_equal(lim_redo(r, &e, err, sizeof(err)), -ERANGE);
 	assert_non_null(strstr(err, "expected"));
 	/* a capture larger than the hold it names: nothing changes */
 	{
@@ -873,7 +873,7 @@ test_refusals(void **state)
 		e = s.e[i];
 		e.amount_fen += 1000000000;
 		e.d_outstanding_fen += 1000000000;
-		assert_int_equal(lim_replay(r, &e, err, sizeof(err)), -EBADMSG);
+		assert_int_equal(lim_redo(r, &e, err, sizeof(err)), -EBADMSG);
 		assert_non_null(strstr(err, "does not fit"));
 		assert_true(db_digest(b.db) == before);
 	}
@@ -887,30 +887,30 @@ test_refusals(void **state)
 	e.d_holds_fen = 0;
 	e.d_bucket_fen = 0;
 	e.product = LIM_PRODUCT_PAYLATER;
-	assert_int_equal(lim_replay(r, &e, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(lim_redo(r, &e, err, sizeof(err)), -EBADMSG);
 	assert_non_null(strstr(err, "invalid"));
 	/* a kind out of range */
 	e = s.e[i];
 	e.kind = LIM_EFF_KINDS;
-	assert_int_equal(lim_replay(r, &e, err, sizeof(err)), -EINVAL);
+	assert_int_equal(lim_redo(r, &e, err, sizeof(err)), -EINVAL);
 	/* the real record still applies, and the rest */
 	for (; i < s.n; i++)
-		assert_int_equal(lim_replay(r, &s.e[i], err, sizeof(err)), 0);
-	assert_int_equal(lim_replay_next_seq(r), s.e[s.n - 1].seq + 1);
-	lim_replay_free(r);
+		assert_int_equal(lim_redo(r, &s.e[i], err, sizeof(err)), 0);
+	assert_int_equal(lim_redo_next_seq(r), s.e[s.n - 1].seq + 1);
+	lim_redo_free(r);
 	/* a user the db lacks is counted, not fatal */
 	{
-		struct lim_replay_stats st;
+		struct lim_redo_stats st;
 
-		r = lim_replay_create(b.db, NULL, 3);
+		r = lim_redo_create(b.db, NULL, 3);
 		e = s.e[s.n - 1];
 		e.seq = 1;
 		e.kind = LIM_EFF_REPAY;
 		e.user_id = 424242;
-		assert_int_equal(lim_replay(r, &e, err, sizeof(err)), 0);
-		lim_replay_finish(r, &st, err, sizeof(err));
+		assert_int_equal(lim_redo(r, &e, err, sizeof(err)), 0);
+		lim_redo_finish(r, &st, err, sizeof(err));
 		assert_int_equal(st.unknown_user, 1);
-		lim_replay_free(r);
+		lim_redo_free(r);
 	}
 	fx_fini(&a);
 	fx_fini(&b);

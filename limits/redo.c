@@ -1,6 +1,7 @@
 /*
- * replay.c - apply journal records to a database loaded from a snapshot,
- * without deciding anything (recovery, authjournal summary).
+ * redo.c - the journal redo: apply journal records to a database loaded
+ * from a snapshot, without deciding anything (recovery, authjournal
+ * summary, authconsume). "Replay" is the anti-replay window (auth/replay.c).
  *
  * A snapshot is consistent per record, not as a whole (lim.h, "Snapshots"):
  * each user was copied with the ledger seq of that moment (its stamp), each
@@ -13,21 +14,22 @@
  *   - a ref entry (capture, void, refund, expiry), only if seq > last_seq;
  *   - a group's month, only if seq > the group's stamp;
  *   - budgets are derived, as snapshot load derives them: at the start
- *     everything in use is given back, during the replay nothing is taken
+ *     everything in use is given back, during the redo nothing is taken
  *     (a snapshot's records are copied at different moments, so what it
  *     says is in use at a seq inside its window mixes times, and a quota
- *     or ceiling decrease replayed there could be refused although it was
+ *     or ceiling decrease redone there could be refused although it was
  *     valid live), and at the end the ceiling in use is taken again as the
  *     users' debt and holds, each funder's quota as its part of the live
  *     loans in the op entries;
  *   - settings records set what they carry (absolute values, so records of
  *     the window (seq_start, seq_end] that the snapshot already holds
  *     converge to the newest value).
- * The arithmetic mirrors lim_apply() (apply.c): user_delta(), count_spend(),
- * group_delta(), ref_delta(), funders_release() are the same rules; the
- * tests replay recorded effects onto a snapshot taken mid-stream and compare
+ * The arithmetic mirrors lim_apply() (apply.c): user_delta(),
+ * group_delta(), ref_delta(), funders_release() are the same rules (and
+ * lim_op_init(), lim_count_spend() the same code, from apply.c); the
+ * tests redo recorded effects onto a snapshot taken mid-stream and compare
  * every byte with the engine that applied them live
- * (tests/unit/test_replay_effects.c), so the two cannot drift unnoticed.
+ * (tests/unit/test_redo.c), so the two cannot drift unnoticed.
  *
  * Unlike lim_apply(), a record that contradicts the state (a balance that
  * would go negative, a ref larger than the hold) is refused with -EBADMSG
@@ -49,7 +51,7 @@ struct group_stamp {
 	uint32_t stamp;
 };
 
-struct lim_replay {
+struct lim_redo {
 	struct lim_db *db;
 	const struct lim_snapshot_meta *meta; /* may be NULL */
 	unsigned shard;
@@ -57,11 +59,11 @@ struct lim_replay {
 	uint64_t next_seq;
 	uint64_t n_groups;
 	struct group_stamp *groups;           /* sorted by id */
-	struct lim_replay_stats st;
+	struct lim_redo_stats st;
 	/* a policy arriving in parts */
 	uint8_t policy[LIM_POLICY_PART_LEN * 8];
 	uint32_t policy_have;                 /* bit per part received */
-	bool policy_started;                  /* part 0 seen in this replay */
+	bool policy_started;                  /* part 0 seen in this redo */
 };
 
 #define POLICY_PARTS ((sizeof(struct lim_policy) + LIM_POLICY_PART_LEN - 1) / \
@@ -128,7 +130,7 @@ in_use(struct lim_db *db, struct in_use *u)
 
 /* Take (or give back) from budget @p b what is in use; false if short. */
 static bool
-move_one(struct lim_replay *r, struct lim_budget *b, __int128 fen, bool take)
+move_one(struct lim_redo *r, struct lim_budget *b, __int128 fen, bool take)
 {
 	bool ok = true;
 
@@ -146,7 +148,7 @@ move_one(struct lim_replay *r, struct lim_budget *b, __int128 fen, bool take)
 
 /* Release (start) or take again (end) everything in use; false if short. */
 static bool
-budgets_move(struct lim_replay *r, bool take)
+budgets_move(struct lim_redo *r, bool take)
 {
 	struct in_use u;
 	bool ok;
@@ -158,11 +160,11 @@ budgets_move(struct lim_replay *r, bool take)
 	return ok;
 }
 
-struct lim_replay *
-lim_replay_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
-		  unsigned shard)
+struct lim_redo *
+lim_redo_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
+		unsigned shard)
 {
-	struct lim_replay *r = calloc(1, sizeof(*r));
+	struct lim_redo *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
@@ -189,7 +191,7 @@ lim_replay_create(struct lim_db *db, const struct lim_snapshot_meta *meta,
 }
 
 void
-lim_replay_free(struct lim_replay *r)
+lim_redo_free(struct lim_redo *r)
 {
 	if (!r)
 		return;
@@ -198,14 +200,14 @@ lim_replay_free(struct lim_replay *r)
 }
 
 uint64_t
-lim_replay_next_seq(const struct lim_replay *r)
+lim_redo_next_seq(const struct lim_redo *r)
 {
 	return r->next_seq;
 }
 
 /* The seq up to which the snapshot's copy of @p u holds its effects. */
 static uint64_t
-user_stamp(const struct lim_replay *r, struct lim_user *u)
+user_stamp(const struct lim_redo *r, struct lim_user *u)
 {
 	struct lim_users *t = r->db->users;
 	uint64_t idx;
@@ -218,7 +220,7 @@ user_stamp(const struct lim_replay *r, struct lim_user *u)
 }
 
 static uint64_t
-group_stamp(const struct lim_replay *r, uint32_t id)
+group_stamp(const struct lim_redo *r, uint32_t id)
 {
 	struct group_stamp key = {id, 0}, *g;
 
@@ -229,74 +231,7 @@ group_stamp(const struct lim_replay *r, uint32_t id)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The rules of apply.c, on the replay's terms                                */
-
-static bool
-moves_money(enum lim_effect_kind k)
-{
-	return k != LIM_EFF_NONE && k != LIM_EFF_DECIDE && k != LIM_EFF_TOMBSTONE;
-}
-
-static bool
-has_ref(enum lim_effect_kind k)
-{
-	return k == LIM_EFF_CAPTURE || k == LIM_EFF_VOID ||
-	       k == LIM_EFF_REFUND || k == LIM_EFF_EXPIRE;
-}
-
-static int
-funder_slot(const struct lim_funders *fs, uint16_t funder_id)
-{
-	for (unsigned i = 0; i < fs->n && i < LIM_FUNDERS_MAX; i++)
-		if (fs->f[i].funder_id == funder_id)
-			return (int)i;
-	return -1;
-}
-
-static uint32_t
-max_u32(uint32_t a, uint32_t b)
-{
-	return a > b ? a : b;
-}
-
-/* apply.c entry_init(). */
-static void
-entry_init(struct lim_op *n, const struct lim_effect *e,
-	   const struct lim_policy *p)
-{
-	memset(n, 0, sizeof(*n));
-	n->request_id = e->request_id;
-	n->user_id = e->user_id;
-	n->gateway_id = e->gateway_id;
-	n->retain_until_s = e->now_s + p->retain_s;
-	n->amount_fen = e->amount_fen;
-	n->available_fen = e->available_fen;
-	n->self_cap_left_fen = e->self_cap_left_fen;
-	n->hold_expires_s = e->hold_expires_s;
-	n->risk_score = e->risk_score;
-	n->funder_id = e->funder_id;
-	n->op = e->op;
-	n->status = e->status;
-	n->reason = e->reason;
-	n->notes = e->notes;
-	n->own_share_pct = e->own_share_pct;
-	n->product = e->product;
-	n->terms = e->terms;
-	n->state = LIM_OPS_DECIDED;
-	n->created_s = e->now_s;
-	n->group_id = e->group_id;
-	if (e->kind != LIM_EFF_AUTH)
-		return;
-	n->funder_fen = lim_bank_part(e->amount_fen, e->own_share_pct);
-	if (e->product == LIM_PRODUCT_CASH) {
-		n->state = LIM_OPS_CAPTURED;
-		n->captured_fen = e->amount_fen;
-	} else {
-		n->state = LIM_OPS_HELD;
-		n->held_fen = e->amount_fen;
-		n->retain_until_s = max_u32(n->retain_until_s, e->hold_expires_s);
-	}
-}
+/* The rules of apply.c, on the redo's terms                                  */
 
 /* apply.c funders_release(), for the entry only: budgets are derived. */
 static void
@@ -308,40 +243,6 @@ funders_release(struct lim_op *ref, int64_t x)
 		return;
 	ref->funder_fen = (int64_t)((__int128)ref->funder_fen * (alive - x) /
 				    alive);
-}
-
-static uint32_t
-sat_add_u32(uint32_t a, int64_t b)
-{
-	int64_t v = (int64_t)a + b;
-
-	return v > UINT32_MAX ? UINT32_MAX : v < 0 ? 0 : (uint32_t)v;
-}
-
-/* apply.c count_spend(). */
-static void
-count_spend(struct lim_user *u, const struct lim_effect *e,
-	    const struct lim_policy *p)
-{
-	uint32_t last_s = u->spend_min * 60;
-	uint32_t now_s = e->now_s > last_s ? e->now_s : last_s;
-	uint32_t minute = now_s / 60;
-
-	if (last_s < lim_month_start(now_s, p->tz_offset_s))
-		u->month_spend_fen = 0;
-	if (last_s < lim_day_start(now_s, p->tz_offset_s)) {
-		u->vel_day_n = 0;
-		u->vel_day_fen = 0;
-	}
-	if (u->spend_min != minute) {
-		u->vel_min_n = 0;
-		u->vel_min_fen = 0;
-	}
-	u->spend_min = minute;
-	u->vel_min_n = u->vel_min_n == UINT8_MAX ? UINT8_MAX : u->vel_min_n + 1;
-	u->vel_day_n = u->vel_day_n == UINT8_MAX ? UINT8_MAX : u->vel_day_n + 1;
-	u->vel_min_fen = sat_add_u32(u->vel_min_fen, e->amount_fen);
-	u->vel_day_fen = sat_add_u32(u->vel_day_fen, e->amount_fen);
 }
 
 /* apply.c user_apply() on a copy; false if a balance would break. */
@@ -358,7 +259,7 @@ user_delta(struct lim_user *u, const struct lim_effect *e,
 	else if (e->d_bucket_fen != 0)
 		return false;
 	if (e->count_spend)
-		count_spend(u, e, p);
+		lim_count_spend(u, e, p);
 	if (e->d_month_fen >= 0 ||
 	    held_since >= lim_month_start(u->spend_min * 60, p->tz_offset_s))
 		u->month_spend_fen += e->d_month_fen;
@@ -415,8 +316,8 @@ ref_delta(struct lim_op *ref, const struct lim_effect *e,
 		ref->captured_fen += e->amount_fen;
 		ref->held_fen = 0;
 		ref->state = LIM_OPS_CAPTURED;
-		ref->retain_until_s = max_u32(ref->retain_until_s,
-					      e->now_s + p->refund_window_s);
+		ref->retain_until_s = lim_max_u32(ref->retain_until_s,
+						  e->now_s + p->refund_window_s);
 		break;
 	case LIM_EFF_VOID:
 	case LIM_EFF_EXPIRE:
@@ -441,14 +342,14 @@ ref_delta(struct lim_op *ref, const struct lim_effect *e,
 
 /* An entry the live engine had reclaimed: it goes. */
 static void
-entry_drop(struct lim_replay *r, struct lim_op *old)
+entry_drop(struct lim_redo *r, struct lim_op *old)
 {
 	lim_ops_remove(r->db->ops, old);
 	r->st.entry_replaced++;
 }
 
 static int
-ops_insert(struct lim_replay *r, const struct lim_op *n, struct lim_op **out,
+ops_insert(struct lim_redo *r, const struct lim_op *n, struct lim_op **out,
 	   char *err, size_t errlen)
 {
 	int rc = 0;
@@ -469,18 +370,18 @@ ops_insert(struct lim_replay *r, const struct lim_op *n, struct lim_op **out,
 /*
  * A TOMBSTONE record's tombstone, if its key is free: the live insert
  * found it free too (an entry with that key would be older, so in the
- * snapshot or replayed already). Independent of the request's own entry:
+ * snapshot or redone already). Independent of the request's own entry:
  * the snapshot's walk may have copied one and not the other.
  */
 static int
-tombstone(struct lim_replay *r, const struct lim_effect *e,
+tombstone(struct lim_redo *r, const struct lim_effect *e,
 	  const struct lim_policy *p, char *err, size_t errlen)
 {
 	struct lim_op n, *t;
 
 	if (lim_ops_find(r->db->ops, e->gateway_id, e->ref_id))
 		return 0;
-	entry_init(&n, e, p);
+	lim_op_init(&n, e, p);
 	n.request_id = e->ref_id;
 	n.state = LIM_OPS_TOMBSTONE;
 	n.op = 0;
@@ -489,7 +390,7 @@ tombstone(struct lim_replay *r, const struct lim_effect *e,
 
 /* The request's own entry (and a TOMBSTONE's tombstone). */
 static int
-own_entries(struct lim_replay *r, const struct lim_effect *e,
+own_entries(struct lim_redo *r, const struct lim_effect *e,
 	    const struct lim_policy *p, char *err, size_t errlen)
 {
 	struct lim_op n, *cur, *mine;
@@ -501,9 +402,9 @@ own_entries(struct lim_replay *r, const struct lim_effect *e,
 	} else {
 		if (cur)
 			entry_drop(r, cur);
-		entry_init(&n, e, p);
+		lim_op_init(&n, e, p);
 		n.last_seq = e->seq;
-		if (moves_money(e->kind))
+		if (lim_eff_moves_money(e->kind))
 			n.ledger_seq = e->seq;
 		rc = ops_insert(r, &n, &mine, err, errlen);
 		if (rc)
@@ -515,7 +416,7 @@ own_entries(struct lim_replay *r, const struct lim_effect *e,
 
 /* Check every part that will be applied, before anything changes. */
 static int
-money_check(struct lim_replay *r, const struct lim_effect *e,
+money_check(struct lim_redo *r, const struct lim_effect *e,
 	    struct lim_user *u, bool do_user, struct lim_op *ref, bool do_ref,
 	    const struct lim_policy *p, struct lim_user *nu, char *err,
 	    size_t errlen)
@@ -542,7 +443,7 @@ money_check(struct lim_replay *r, const struct lim_effect *e,
 
 /* The group a record moves, if its stamp says so, and its new month. */
 static const struct lim_group *
-group_part(struct lim_replay *r, const struct lim_effect *e,
+group_part(struct lim_redo *r, const struct lim_effect *e,
 	   const struct lim_policy *p, uint32_t held_since,
 	   struct lim_group_state *gs, char *err, size_t errlen, int *rc)
 {
@@ -563,7 +464,7 @@ group_part(struct lim_replay *r, const struct lim_effect *e,
 }
 
 static int
-replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
+redo_money(struct lim_redo *r, const struct lim_effect *e, char *err,
 	     size_t errlen)
 {
 	struct lim_db *db = r->db;
@@ -579,7 +480,7 @@ replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
 		r->st.unknown_user++;
 		return 0;
 	}
-	if (has_ref(e->kind)) {
+	if (lim_eff_has_ref(e->kind)) {
 		ref = lim_ops_find_owned(db->ops, e->gateway_id, e->ref_id,
 					 e->user_id, &foreign);
 		if (!ref)
@@ -623,7 +524,7 @@ replay_money(struct lim_replay *r, const struct lim_effect *e, char *err,
 
 /* Budgets are moved by the setters from the global room only. */
 static void
-flush_shard(struct lim_replay *r)
+flush_shard(struct lim_redo *r)
 {
 	const struct lim_funders *fs = lim_funders_get(r->db);
 
@@ -645,7 +546,7 @@ user_settings(struct lim_user *u, const struct lim_cfg_effect *c)
 }
 
 static int
-replay_user_set(struct lim_replay *r, const struct lim_cfg_effect *c)
+redo_user_set(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	struct lim_user *u = lim_users_find(r->db->users, c->id);
 	struct lim_user nu;
@@ -675,13 +576,13 @@ replay_user_set(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-funder_set(struct lim_replay *r, const struct lim_cfg_effect *c)
+funder_set(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	const struct lim_funders *fs = lim_funders_get(r->db);
 	const struct lim_funder *nf = &c->u.funder;
 	struct lim_funder f[LIM_FUNDERS_MAX];
 	unsigned n = fs->n;
-	int slot = funder_slot(fs, nf->funder_id);
+	int slot = lim_funder_slot(fs, nf->funder_id);
 
 	memcpy(f, fs->f, n * sizeof(f[0]));
 	if (nf->quota_fen < 0) {
@@ -701,7 +602,7 @@ funder_set(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-policy_part(struct lim_replay *r, const struct lim_cfg_effect *c)
+policy_part(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	uint16_t part = c->u.policy.part, parts = c->u.policy.parts;
 	struct lim_policy p;
@@ -732,14 +633,14 @@ policy_part(struct lim_replay *r, const struct lim_cfg_effect *c)
 }
 
 static int
-replay_cfg(struct lim_replay *r, const struct lim_cfg_effect *c)
+redo_cfg(struct lim_redo *r, const struct lim_cfg_effect *c)
 {
 	struct lim_group g;
 	int rc = 0;
 
 	switch (c->kind) {
 	case LIM_EFF_USER_SET:
-		return replay_user_set(r, c);
+		return redo_user_set(r, c);
 	case LIM_EFF_EXT_SET:
 		if (c->u.ext.user_id == 0) {
 			rc = lim_ext_del(r->db, c->id);
@@ -779,8 +680,8 @@ replay_cfg(struct lim_replay *r, const struct lim_cfg_effect *c)
 /* ------------------------------------------------------------------------ */
 
 int
-lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
-	   size_t errlen)
+lim_redo(struct lim_redo *r, const struct lim_effect *e, char *err,
+	 size_t errlen)
 {
 	int rc;
 
@@ -795,9 +696,9 @@ lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
 		return -EINVAL;
 	}
 	if (e->kind >= LIM_EFF_USER_SET)
-		rc = replay_cfg(r, (const struct lim_cfg_effect *)(const void *)e);
+		rc = redo_cfg(r, (const struct lim_cfg_effect *)(const void *)e);
 	else
-		rc = replay_money(r, e, err, errlen);
+		rc = redo_money(r, e, err, errlen);
 	if (rc)
 		return rc;
 	r->st.records++;
@@ -809,8 +710,8 @@ lim_replay(struct lim_replay *r, const struct lim_effect *e, char *err,
 }
 
 int
-lim_replay_finish(struct lim_replay *r, struct lim_replay_stats *st, char *err,
-		  size_t errlen)
+lim_redo_finish(struct lim_redo *r, struct lim_redo_stats *st, char *err,
+		size_t errlen)
 {
 	int rc = 0;
 
