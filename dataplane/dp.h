@@ -106,7 +106,9 @@ struct dp_config {
 	_(held, "answers held until their journal batch was durable")          \
 	_(risk_dropped, "decision records the risk ring could not take")     \
 	_(busy_cycles, "TSC cycles spent on non-empty bursts")                 \
-	_(busy_pkts, "frames in those bursts")
+	_(busy_pkts, "frames in those bursts")                                 \
+	_(lat_cycles, "TSC cycles of in-engine latency, summed over the "     \
+		      "answers the latency histogram counts")
 
 enum dp_counter {
 #define DP_COUNTER_ENUM(name, desc) DP_C_##name,
@@ -153,6 +155,8 @@ struct dp_stats {
 	uint64_t c[DP_COUNTERS];
 	uint64_t status[3];              /* approved, declined, error */
 	uint64_t reason[AUTH_REASONS];
+	/* answered records by op, product (0: out of range) and reason */
+	uint64_t decisions[AUTH_OPS][AUTH_PRODUCTS][AUTH_REASONS];
 	uint64_t drop[AUTH_DROPS];       /* datagrams dropped by the codec */
 	uint64_t burst[DP_BURST_MAX + 1];/* RX burst size histogram */
 	uint64_t lat[DP_LAT_BUCKETS];    /* in-engine latency, see above */
