@@ -19,6 +19,8 @@
  *   decision rings, publishes its verdicts (freeze, lower limit, block,
  *   scores);
  * - the export worker (export/export.c, with --export);
+ * - the metrics thread (metrics/server.c, with --metrics): reads counters
+ *   for each Prometheus scrape (stats.c);
  * - DPDK's telemetry thread: reads counters (stats.c).
  */
 #ifndef DP_H
@@ -36,6 +38,7 @@
 #include "export.h"
 #include "ledger.h"
 #include "lim.h"
+#include "metrics.h"
 #include "nic.h"
 #include "risk.h"
 
@@ -88,6 +91,8 @@ struct dp_config {
 	char export_url[256];
 	char export_subject[128];    /* --export-subject: <subject>.<kind> */
 	char export_stream[64];      /* --export-stream: created if absent */
+	/* --metrics ADDR:PORT: Prometheus text at /metrics ("": off) */
+	char metrics[DP_METRICS_ADDR_MAX];
 };
 
 /* One list for the counters of a dataplane lcore: field, description. */
@@ -148,6 +153,16 @@ dp_lat_bucket_max(unsigned b)
 	if (b < DP_LAT_SUB)
 		return b;
 	return (((uint64_t)(DP_LAT_SUB + sub) + 1) << (msb - 4)) - 1;
+}
+
+/**
+ * dp_lat_bucket_max(), but UINT64_MAX for the last bucket, which also holds
+ * everything above it: the bound an exact histogram conversion needs.
+ */
+static inline uint64_t
+dp_lat_bucket_bound(unsigned b)
+{
+	return b + 1 >= DP_LAT_BUCKETS ? UINT64_MAX : dp_lat_bucket_max(b);
 }
 
 /* One dataplane lcore's counters; one writer, readers see them a loop old. */
@@ -221,6 +236,7 @@ struct dp_ctx {
 	struct dp_ctl *ctl;
 	struct dp_risk *risk;            /* NULL: --risk off */
 	struct dp_export *export;        /* NULL: --export off (export.h) */
+	struct dp_metrics *metrics;      /* NULL: --metrics off (metrics.h) */
 };
 
 /* options.c */
@@ -284,6 +300,11 @@ int dp_telemetry_register(struct dp_ctx *ctx);
 void dp_telemetry_stop(struct dp_ctx *ctx);
 /** The control socket's `stats` answer: a new jansson object. Any thread. */
 struct json_t *dp_stats_json(const struct dp_ctx *ctx);
+/**
+ * Every Prometheus family of authd (docs/metrics.md) into @p w: the same
+ * counters dp_stats_json() reads. The metrics thread; reads only.
+ */
+void dp_stats_prom(const struct dp_ctx *ctx, struct dp_prom *w);
 
 /* policy_file.c */
 /**
