@@ -4,9 +4,11 @@
  * Start-up refuses to run on anything it cannot trust, with a message that
  * names the file, line or option: bad options, a missing or damaged
  * snapshot, a keys file that is missing, malformed or readable by others,
- * no hugepages (unless --no-huge). Then: port up, rings, ledger worker,
- * risk worker, control socket, telemetry, and every EAL lcore (the main one
- * too) runs the burst loop of node.c on its own queue pair.
+ * no hugepages (unless --no-huge), a --metrics port it cannot listen on
+ * (bound first, before anything is loaded). Then: port up, rings, ledger
+ * worker, risk worker, control socket, telemetry, metrics, and every EAL
+ * lcore (the main one too) runs the burst loop of node.c on its own queue
+ * pair.
  *
  * Shutdown: the first SIGINT/SIGTERM stops RX; lcores finish their burst,
  * wait for held answers to become durable and send them; the ledger worker
@@ -32,7 +34,9 @@
 
 #include "dp.h"
 
-#define AUTHD_VERSION "0.1.0"
+#ifndef AUTHD_VERSION            /* CMake: the project version */
+#define AUTHD_VERSION "unknown"
+#endif
 
 static struct dp_ctx *g_ctx;
 
@@ -126,6 +130,15 @@ usage(FILE *f, const char *prog)
 "                        the stream, created if absent (file storage,\n"
 "                        subjects S.>, 10 min dedupe; default AUTHD_JOURNAL);\n"
 "                        one stream per journal\n"
+"      --metrics ADDR:PORT\n"
+"                        serve Prometheus metrics (text format 0.0.4) at\n"
+"                        http://ADDR:PORT/metrics from a control thread:\n"
+"                        decisions by op, product and reason, drops, latency\n"
+"                        histogram, rings, ledger, op store, risk, export.\n"
+"                        ADDR is an IPv4 address or [IPv6] (127.0.0.1:9711,\n"
+"                        0.0.0.0:9711, [::1]:9711); the port is bound at\n"
+"                        start and a port in use stops authd. Off by\n"
+"                        default. docs/metrics.md\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
 "\n"
@@ -436,11 +449,40 @@ start_ctl(struct dp_ctx *ctx)
 }
 
 static void
+metrics_write(void *arg, struct dp_prom *w)
+{
+	dp_stats_prom(arg, w);
+}
+
+/* --metrics: the port first, before anything is loaded (a port in use or
+ * a build without libmicrohttpd stops authd at once). */
+static void
+open_metrics(struct dp_ctx *ctx)
+{
+	char err[512];
+
+	if (ctx->cfg.metrics[0] &&
+	    dp_metrics_open(ctx->cfg.metrics, &ctx->metrics, err, sizeof(err)))
+		die("%s", err);
+}
+
+/* Serve once everything the scrape reads is up. */
+static void
+start_metrics(struct dp_ctx *ctx)
+{
+	struct dp_metrics_conf c = {.write = metrics_write, .arg = ctx};
+
+	if (ctx->metrics && dp_metrics_start(ctx->metrics, &c))
+		die("cannot serve --metrics %s (see above)", ctx->cfg.metrics);
+}
+
+static void
 setup(struct dp_ctx *ctx)
 {
 	static struct dp_journal_scan jend;
 	char err[512];
 
+	open_metrics(ctx);
 	dp_clock_init(&ctx->clock, ctx->cfg.clock_mode, ctx->cfg.clock_fixed_s);
 	ctx->keyring = auth_keyring_load(ctx->cfg.keys, err, sizeof(err));
 	if (!ctx->keyring)
@@ -469,6 +511,7 @@ setup(struct dp_ctx *ctx)
 	start_ctl(ctx);
 	if (dp_telemetry_register(ctx))
 		RTE_LOG(WARNING, USER1, "telemetry commands not registered\n");
+	start_metrics(ctx);
 }
 
 static void
@@ -514,6 +557,9 @@ shutdown_all(struct dp_ctx *ctx)
 	dp_ctl_stop(ctx->ctl);
 	ctx->ctl = NULL;
 	dp_telemetry_stop(ctx);
+	/* Joined here: it reads the risk worker, the export and the ledger. */
+	dp_metrics_stop(ctx->metrics);
+	ctx->metrics = NULL;
 	/* Verdicts from the last records are applied and journaled. */
 	dp_risk_stop(ctx->risk);
 	ctx->risk = NULL;

@@ -8,6 +8,11 @@
  * --risk-set KEY=VALUE (repeatable) and, in the file, a [risk] section of
  * KEY = VALUE lines; risk.c parses them, so authctl risk set takes the same
  * keys and values.
+ *
+ * --metrics ADDR:PORT is checked as it is set (metrics.h: the address
+ * parser), so a bad value in the file is reported with its line; the port
+ * itself is bound by main.c right after the options, before anything is
+ * loaded, so a port in use stops authd at once.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -64,6 +69,7 @@ static const struct opt opts[] = {
 	{"export", 0, OPT_STR, O(export_url), 0, 0},
 	{"export-subject", 0, OPT_STR, O(export_subject), 0, 0},
 	{"export-stream", 0, OPT_STR, O(export_stream), 0, 0},
+	{"metrics", 0, OPT_SPECIAL, 0, 0, 0, 0},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -149,6 +155,15 @@ set_special(struct dp_config *c, const char *name, const char *v, char *err,
 	}
 	if (!strcmp(name, "risk-set"))
 		return set_risk(c, v, err, n);
+	if (!strcmp(name, "metrics")) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (dp_metrics_addr_parse(v, &ss, &len, err, n))
+			return -EINVAL;
+		snprintf(c->metrics, sizeof(c->metrics), "%s", v);
+		return 0;
+	}
 	if (!strcmp(name, "mode")) {
 		if (!strcmp(v, "decide"))
 			c->mode = DP_MODE_DECIDE;
