@@ -14,7 +14,8 @@
 #    cause = what was injected, the latency histogram's +Inf bucket =
 #    its _count, and histogram_quantile() gives a finite p99.
 # 3. The exposition text itself: promtool check metrics (when installed),
-#    every family has # HELP and # TYPE, histogram buckets cumulative.
+#    every family has # HELP and # TYPE, histogram buckets cumulative;
+#    every query of the Grafana dashboard (docs/grafana-authd.json) runs.
 # 4. A second authd with --metrics on the same port stops at start with a
 #    clear message (exit 1); a bad --metrics value on the command line and
 #    in a -c file are refused, naming the option (and the file and line).
@@ -144,6 +145,19 @@ def text_check(path):
             sys.exit("%s: +Inf %s != _count %s" % (base, inf, counts[(base, labels)]))
     print("%d families, %d histograms" % (len(types),
           sum(1 for t in types.values() if t == "histogram")))
+
+def dashboard(base, path):
+    """Every query of the Grafana dashboard runs on this Prometheus."""
+    d, n = json.load(open(path)), 0
+    for p in d["panels"]:
+        for t in p["targets"]:
+            expr = t["expr"].replace("$instance", ".*")
+            _, _, body = get(base + "/api/v1/query?" +
+                             urllib.parse.urlencode({"query": expr}))
+            if json.loads(body)["status"] != "success":
+                sys.exit("dashboard panel %r: %s: %s" % (p["title"], expr, body))
+            n += 1
+    print("%d panels, %d queries" % (len(d["panels"]), n))
 
 def gen(path, what):
     r = json.load(open(path))["results"]
@@ -304,6 +318,9 @@ if [ -n "$PROMTOOL" ]; then
 else
 	ok "exposition text: $FAM (promtool not installed)"
 fi
+DASH=$(py dashboard "$PROM" "$HERE/../../docs/grafana-authd.json") ||
+	fail "docs/grafana-authd.json: $DASH"
+ok "every query of docs/grafana-authd.json runs on Prometheus ($DASH)"
 HEAD=$(python3 -c '
 import sys, urllib.request
 r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=5)
