@@ -255,6 +255,15 @@ int dp_config_file(struct dp_config *c, const char *path, char *err,
  */
 int dp_config_args(struct dp_config *c, int argc, char **argv, char *err,
 		   size_t errlen);
+/**
+ * The [eal] section's `args` of config file @p path, split at blanks into a
+ * new NULL-terminated array *@p out of *@p n strings (none: NULL, 0): EAL
+ * options for rte_eal_init(), read before the EAL starts. 0, or -ENOENT
+ * (cannot open) / -ENOMEM with @p err; other errors of the file are left
+ * to dp_config_file().
+ */
+int dp_config_eal_args(const char *path, char ***out, int *n, char *err,
+		       size_t errlen);
 /** Cross-option checks (required options present and consistent). */
 int dp_config_check(const struct dp_config *c, char *err, size_t errlen);
 

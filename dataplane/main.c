@@ -59,7 +59,10 @@ usage(FILE *f, const char *prog)
 "Options (after --; the same names, without dashes, in a config file):\n"
 "  -c, --config FILE     read options from FILE, an INI file with an [authd]\n"
 "                        section (key = value, keys as the long options\n"
-"                        below); options on the command line override it\n"
+"                        below), [risk] (risk settings) and [eal] with\n"
+"                        args = EAL options (split at blanks, put before\n"
+"                        the command line's); options on the command line\n"
+"                        override the file's\n"
 "  -p, --port DEV        the port: a device name (net_memif0, net_af_packet0,\n"
 "                        0000:3b:00.0) or a port id (default 0)\n"
 "      --ip ADDR         our IPv4 address: we answer ARP for it and take\n"
@@ -146,7 +149,8 @@ usage(FILE *f, const char *prog)
 "  authd --no-huge --no-pci -m 512 --file-prefix demo -l 0 \\\n"
 "        --vdev net_memif0,role=server,socket=/tmp/demo.sock -- \\\n"
 "        --port net_memif0 --ip 10.0.0.1 --snapshot users.snap --keys keys.ini\n"
-"  authd -l 2-5 -a 0000:3b:00.0 -- -c /etc/authd/authd.ini\n"
+"  authd -- -c /etc/authd/authd.conf     (EAL options in its [eal] args)\n"
+"  authd -l 2-5 -a 0000:3b:00.0 -- -c /etc/authd/authd.conf\n"
 "\n"
 "Control: authctl -f PREFIX stats | user show ID | ... (authctl --help).\n"
 "Signals: SIGINT/SIGTERM stop RX, drain and exit 0; a second one exits at once.\n",
@@ -164,6 +168,53 @@ on_signal(int sig)
 		_exit(130);
 	}
 	(void)sig;
+}
+
+/*
+ * The EAL's arguments with the config file's [eal] args first: -c FILE or
+ * --config FILE after "--" (the EAL has its own -c). A new argv, kept for
+ * the process's life (the EAL keeps pointers into it), or @p argv itself
+ * when there is none.
+ */
+static char **g_argv;
+
+static char **
+eal_argv(int *argc, char **argv)
+{
+	const char *path = NULL;
+	char **extra, **nv, err[PATH_MAX + 64];
+	int dd = -1, n, k = 0;
+
+	for (int i = 1; i < *argc; i++)
+		if (dd < 0 && !strcmp(argv[i], "--"))
+			dd = i;
+		else if (dd >= 0 && i + 1 < *argc &&
+			 (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")))
+			path = argv[i + 1];
+		else if (dd >= 0 && !strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	if (!path)
+		return argv;
+	if (dp_config_eal_args(path, &extra, &n, err, sizeof(err))) {
+		fprintf(stderr, "authd: %s\n", err);
+		exit(1);
+	}
+	if (!n)
+		return argv;
+	nv = calloc((size_t)(*argc + n + 1), sizeof(*nv));
+	if (!nv) {
+		fprintf(stderr, "authd: out of memory\n");
+		exit(1);
+	}
+	nv[k++] = argv[0];
+	for (int i = 0; i < n; i++)
+		nv[k++] = extra[i];
+	for (int i = 1; i < *argc; i++)
+		nv[k++] = argv[i];
+	free(extra);
+	*argc = k;
+	g_argv = nv;
+	return nv;
 }
 
 static bool
@@ -221,7 +272,7 @@ app_args(struct dp_config *cfg, int argc, char **argv)
 		exit(0);
 	}
 	if (rc == DP_CONFIG_VERSION) {
-		printf("authd %s (DPDK %s)\n", AUTHD_VERSION, rte_version());
+		printf("authd %s (%s)\n", AUTHD_VERSION, rte_version());
 		exit(0);
 	}
 	if (rc || dp_config_check(cfg, err, sizeof(err)))
@@ -594,6 +645,11 @@ main(int argc, char **argv)
 		usage(stdout, "authd");
 		return 0;
 	}
+	if (has_arg(argc, argv, "-V") || has_arg(argc, argv, "--version")) {
+		printf("authd %s (%s)\n", AUTHD_VERSION, rte_version());
+		return 0;
+	}
+	argv = eal_argv(&argc, argv);
 	if (hugepages_missing(argc, argv)) {
 		fprintf(stderr,
 			"authd: no hugepages are set up. Reserve some, e.g.\n"
