@@ -472,7 +472,9 @@ prom_process(const struct dp_ctx *ctx, struct dp_prom *w)
 		       "1: authd runs and serves its metrics.");
 	dp_prom_u64(w, "authd_up", NULL, 1);
 	dp_prom_label(l, sizeof(l), "version", AUTHD_VERSION);
-	dp_prom_label(l, sizeof(l), "dpdk", rte_version());
+	/* rte_version() is "DPDK 22.11.1": the label is the number */
+	dp_prom_label(l, sizeof(l), "dpdk", strncmp(rte_version(), "DPDK ", 5)
+			? rte_version() : rte_version() + 5);
 	dp_prom_family(w, "authd_build_info", DP_PROM_GAUGE,
 		       "Always 1; the labels say which authd and DPDK.");
 	dp_prom_u64(w, "authd_build_info", l, 1);

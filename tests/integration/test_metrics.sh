@@ -17,8 +17,10 @@
 #    every family has # HELP and # TYPE, histogram buckets cumulative;
 #    every query of the Grafana dashboard (docs/grafana-authd.json) runs.
 # 4. A second authd with --metrics on the same port stops at start with a
-#    clear message (exit 1); a bad --metrics value on the command line and
-#    in a -c file are refused, naming the option (and the file and line).
+#    clear message (exit 1), also when started from a -c file alone (its
+#    [eal] args give the EAL's options); a bad --metrics value on the
+#    command line and in a -c file are refused, naming the option (and the
+#    file and line).
 # Every process is stopped by its pid (scripts/authd-env.sh's cleanup).
 #
 # Ports: two free loopback ports chosen by the kernel (bind to port 0), so
@@ -217,6 +219,23 @@ grep -q "metrics: Prometheus text at http://$METRICS/metrics" "$ENV_DIR/authd.lo
 refused "a second authd on $METRICS" \
 	"--metrics $METRICS: cannot listen: Address already in use" \
 	--metrics "$METRICS"
+
+# the same from a -c file alone: EAL options in its [eal] args
+cat >"$ENV_DIR/second.conf" <<EOF
+[eal]
+args = --no-huge --no-pci -m 128 --file-prefix $ENV_TAG-conf -l 0 --vdev net_memif0,role=server,socket=$ENV_DIR/conf.sock
+[authd]
+port = net_memif0
+ip = 10.0.0.1
+keys = $ENV_DIR/keys.ini
+metrics = $METRICS
+EOF
+OUT=$("$ENV_AUTHD" -- -c "$ENV_DIR/second.conf" 2>&1)
+RC=$?
+rm -rf "$(env_runtime_dir "$ENV_TAG-conf")"
+[ "$RC" = 1 ] && echo "$OUT" | grep -qF -- "--metrics $METRICS: cannot listen: Address already in use" ||
+	fail "authd -- -c second.conf ([eal] args): exit $RC: $OUT"
+ok "authd -- -c FILE, EAL options from its [eal] args: refused the same way"
 
 cat >"$ENV_DIR/prometheus.yml" <<EOF
 global:
