@@ -548,7 +548,6 @@ prom_drops(const struct dp_stats *s, struct dp_prom *w)
 static void
 prom_lcores(const struct dp_ctx *ctx, struct dp_prom *w)
 {
-	struct dp_stats s;
 	char name[96], l[64];
 
 	for (unsigned c = 0; c < DP_COUNTERS; c++) {
@@ -564,9 +563,9 @@ prom_lcores(const struct dp_ctx *ctx, struct dp_prom *w)
 #define NIC_COUNTER_PROM(field, desc)                                          \
 	dp_prom_family(w, "authd_nic_" #field "_total", DP_PROM_COUNTER, desc);\
 	for (unsigned i = 0; i < ctx->n_lcores; i++) {                         \
-		lcore_copy(ctx->lc[i], &s);                                    \
 		label_lcore(l, sizeof(l), ctx->lc[i]);                         \
-		dp_prom_u64(w, "authd_nic_" #field "_total", l, s.nic.field);  \
+		dp_prom_u64(w, "authd_nic_" #field "_total", l, __atomic_load_n( \
+			&ctx->lc[i]->st.nic.field, __ATOMIC_RELAXED));          \
 	}
 	NIC_FOREACH_COUNTER(NIC_COUNTER_PROM)
 #undef NIC_COUNTER_PROM
