@@ -141,7 +141,8 @@ usage(FILE *f)
 "                        the end)\n"
 "    --stats             with --postgres: print the ledger's position, the\n"
 "                        stream's last seq, the lag and the tables' row\n"
-"                        counts, one \"key value\" per line, and exit\n"
+"                        counts, one \"key value\" per line, and exit (NATS\n"
+"                        down: \"-\" for the stream's figures, exit 2)\n"
 "    -h, --help          this text\n"
 "\n"
 "    Without --postgres, at least one of --users-csv, --balances-csv,\n"
@@ -1005,20 +1006,28 @@ consume_pg(struct run *x)
 	return 0;
 }
 
-static void
-pg_stats(struct run *x, const struct cpg_position *pos, uint64_t last_jseq)
+/* --stats: the ledger's figures; the stream's end unless NATS is down
+ * (then "-" and exit status 2, after the ledger's part). */
+static int
+pg_stats(struct run *x, const struct cpg_position *pos)
 {
+	uint64_t first_sseq, last_sseq, last_jseq;
+	bool nats = !connect_nats(x) &&
+		    !stream_end(x, &first_sseq, &last_sseq, &last_jseq);
 	struct cpg_counts k = {0};
-	char err[1024];
+	char err[1024], end[24] = "-", lag[24] = "-";
 
+	if (nats) {
+		snprintf(end, sizeof(end), "%" PRIu64, last_jseq);
+		snprintf(lag, sizeof(lag), "%" PRIu64, last_jseq > pos->applied_seq
+			 ? last_jseq - pos->applied_seq : 0);
+	}
 	printf("schema %s\nstream %s\njournal_id %016" PRIx64 "\nbase_snapshot %s\n"
 	       "base_users %" PRIu64 "\nbase_seq %" PRIu64 "\napplied_seq %" PRIu64
-	       "\nstream_last_seq %" PRIu64 "\nlag %" PRIu64 "\nupdated_at %s\n",
+	       "\nstream_last_seq %s\nlag %s\nupdated_at %s\n",
 	       x->o->pg_schema, pos->stream, pos->journal_id,
 	       pos->base_snapshot[0] ? pos->base_snapshot : "-", pos->base_users,
-	       pos->base_seq, pos->applied_seq, last_jseq,
-	       last_jseq > pos->applied_seq ? last_jseq - pos->applied_seq : 0,
-	       pos->updated_at);
+	       pos->base_seq, pos->applied_seq, end, lag, pos->updated_at);
 	if (cpg_counts(x->pg, &k, err, sizeof(err)))
 		fprintf(stderr, "authconsume: %s\n", err);
 	else
@@ -1026,6 +1035,7 @@ pg_stats(struct run *x, const struct cpg_position *pos, uint64_t last_jseq)
 		       PRIu64 "\njournal_max_seq %" PRIu64 "\noperations %" PRIu64
 		       "\noperations_held %" PRIu64 "\n", k.users, k.journal,
 		       k.min_seq, k.max_seq, k.operations, k.held);
+	return nats ? 0 : EXIT_USAGE;
 }
 
 static int
@@ -1037,12 +1047,10 @@ run_pg(struct run *x)
 
 	if ((rc = pg_start(x, &pos)) != 0)
 		return rc;
+	if (x->o->stats)
+		return pg_stats(x, &pos);
 	if (connect_nats(x) || stream_end(x, &first_sseq, &last_sseq, &last_jseq))
 		return EXIT_USAGE;
-	if (x->o->stats) {
-		pg_stats(x, &pos, last_jseq);
-		return 0;
-	}
 	x->until = x->o->until ? x->o->until
 			       : x->o->follow ? UINT64_MAX : last_jseq;
 	fprintf(stderr, "authconsume: postgres %s: applied up to seq %" PRIu64
