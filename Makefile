@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all help deps release test test-fast test-tsan run bench fuzz clean
+.PHONY: all help deps release test test-fast test-tsan run bench fuzz deb clean
 
 all: release
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test-tsan  unit + stress tests under ThreadSanitizer (clang)"
 	@echo "make bench    engine vs forward-only ceiling vs Redis+Lua, one run"
 	@echo "make fuzz     every libFuzzer target for FUZZ_SECONDS (default 300)"
+	@echo "make deb      the Debian package: $(BUILD)/deb/authd_VERSION_ARCH.deb"
 	@echo "make release  build only ($(BUILD)/release)"
 	@echo "make clean    remove $(BUILD)/"
 
@@ -67,6 +68,11 @@ fuzz: deps $(BUILD)/test/CMakeCache.txt
 	cd $(BUILD)/test && cmake -DAUTHD_FUZZ_SECONDS=$(FUZZ_SECONDS) . >/dev/null && \
 		ctest --output-on-failure -L fuzz; rc=$$?; \
 		cmake -DAUTHD_FUZZ_SECONDS=20 . >/dev/null; exit $$rc
+
+# dpkg-buildpackage + debhelper (debian/) on a copy of the tree in
+# $(BUILD)/deb, so the .deb is written there (scripts/deb.sh).
+deb: deps
+	@scripts/deb.sh --out $(CURDIR)/$(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD)

@@ -171,6 +171,45 @@ enum auth_drop {
 const char *auth_drop_name(enum auth_drop d);
 const char *auth_drop_text(enum auth_drop d);
 
+/*
+ * Operations and products as counters and metrics name them: code (the
+ * wire's, limits/lim.h's enum lim_opcode and enum lim_product), name. Code
+ * 0 is none of them (a record out of range: MALFORMED); AUTH_OPS and
+ * AUTH_PRODUCTS size tables indexed by code.
+ */
+#define AUTH_FOREACH_OP(_)                                                     \
+	_(1, AUTHORIZE, "authorize")                                           \
+	_(2, CAPTURE, "capture")                                               \
+	_(3, VOID, "void")                                                     \
+	_(4, REFUND, "refund")                                                 \
+	_(5, REPAY, "repay")
+
+#define AUTH_FOREACH_PRODUCT(_)                                                \
+	_(1, PAYLATER, "paylater")                                             \
+	_(2, INSTALLMENT, "installment")                                       \
+	_(3, CASH, "cash")
+
+enum auth_op {
+	AUTH_OP_OTHER = 0,
+#define AUTH_OP_ENUM(code, sym, name) AUTH_OP_##sym = code,
+	AUTH_FOREACH_OP(AUTH_OP_ENUM)
+#undef AUTH_OP_ENUM
+	AUTH_OPS
+};
+
+enum auth_product {
+	AUTH_PRODUCT_OTHER = 0,
+#define AUTH_PRODUCT_ENUM(code, sym, name) AUTH_PRODUCT_##sym = code,
+	AUTH_FOREACH_PRODUCT(AUTH_PRODUCT_ENUM)
+#undef AUTH_PRODUCT_ENUM
+	AUTH_PRODUCTS
+};
+
+/** "authorize" for 1, ..., "other" for 0 or a code out of range. */
+const char *auth_op_name(unsigned op);
+/** "paylater", "installment", "cash"; "other" for 0 or out of range. */
+const char *auth_product_name(unsigned product);
+
 /* ------------------------------------------------------------------------ */
 /* Keys: the gateways' keys, immutable once built, swapped through RCU        */
 

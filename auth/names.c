@@ -1,8 +1,10 @@
 /*
- * names.c - printable names of reason codes and drop causes.
+ * names.c - printable names of reason codes, drop causes, operations and
+ * products.
  *
  * Design note: every table here is generated from the X-macro lists in
- * auth.h (AUTH_FOREACH_REASON, AUTH_FOREACH_DROP), so a code added there gets
+ * auth.h (AUTH_FOREACH_REASON, AUTH_FOREACH_DROP, AUTH_FOREACH_OP,
+ * AUTH_FOREACH_PRODUCT), so a code added there gets
  * its name here without a second edit, and the enum and its strings cannot
  * drift apart. The tables are constant and the lookups pure: any thread.
  * Out-of-range values give "?" rather than reading past a table, because the
@@ -21,6 +23,28 @@ static const char *const auth_drop_names[AUTH_DROPS] = {
 #define AUTH_DROP_NAME(cause, name, text) [AUTH_DROP_##cause] = name,
 	AUTH_FOREACH_DROP(AUTH_DROP_NAME)
 #undef AUTH_DROP_NAME
+};
+
+/* The codes are the wire's, the same as limits' enums. */
+_Static_assert((int)AUTH_OP_AUTHORIZE == (int)LIM_OP_AUTHORIZE &&
+	       (int)AUTH_OP_REPAY == (int)LIM_OP_REPAY,
+	       "auth_op codes are lim_opcode codes");
+_Static_assert((int)AUTH_PRODUCT_PAYLATER == (int)LIM_PRODUCT_PAYLATER &&
+	       (int)AUTH_PRODUCT_CASH == (int)LIM_PRODUCT_CASH,
+	       "auth_product codes are lim_product codes");
+
+static const char *const auth_op_names[AUTH_OPS] = {
+	[AUTH_OP_OTHER] = "other",
+#define AUTH_OP_NAME(code, sym, name) [code] = name,
+	AUTH_FOREACH_OP(AUTH_OP_NAME)
+#undef AUTH_OP_NAME
+};
+
+static const char *const auth_product_names[AUTH_PRODUCTS] = {
+	[AUTH_PRODUCT_OTHER] = "other",
+#define AUTH_PRODUCT_NAME(code, sym, name) [code] = name,
+	AUTH_FOREACH_PRODUCT(AUTH_PRODUCT_NAME)
+#undef AUTH_PRODUCT_NAME
 };
 
 static const char *const auth_drop_texts[AUTH_DROPS] = {
@@ -53,4 +77,20 @@ auth_drop_text(enum auth_drop d)
 	if ((unsigned)d >= AUTH_DROPS)
 		return "?";
 	return auth_drop_texts[d];
+}
+
+const char *
+auth_op_name(unsigned op)
+{
+	if (op >= AUTH_OPS || !auth_op_names[op])
+		return auth_op_names[AUTH_OP_OTHER];
+	return auth_op_names[op];
+}
+
+const char *
+auth_product_name(unsigned product)
+{
+	if (product >= AUTH_PRODUCTS || !auth_product_names[product])
+		return auth_product_names[AUTH_PRODUCT_OTHER];
+	return auth_product_names[product];
 }

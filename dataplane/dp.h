@@ -19,6 +19,8 @@
  *   decision rings, publishes its verdicts (freeze, lower limit, block,
  *   scores);
  * - the export worker (export/export.c, with --export);
+ * - the metrics thread (metrics/server.c, with --metrics): reads counters
+ *   for each Prometheus scrape (stats.c);
  * - DPDK's telemetry thread: reads counters (stats.c).
  */
 #ifndef DP_H
@@ -36,6 +38,7 @@
 #include "export.h"
 #include "ledger.h"
 #include "lim.h"
+#include "metrics.h"
 #include "nic.h"
 #include "risk.h"
 
@@ -88,6 +91,8 @@ struct dp_config {
 	char export_url[256];
 	char export_subject[128];    /* --export-subject: <subject>.<kind> */
 	char export_stream[64];      /* --export-stream: created if absent */
+	/* --metrics ADDR:PORT: Prometheus text at /metrics ("": off) */
+	char metrics[DP_METRICS_ADDR_MAX];
 };
 
 /* One list for the counters of a dataplane lcore: field, description. */
@@ -106,7 +111,9 @@ struct dp_config {
 	_(held, "answers held until their journal batch was durable")          \
 	_(risk_dropped, "decision records the risk ring could not take")     \
 	_(busy_cycles, "TSC cycles spent on non-empty bursts")                 \
-	_(busy_pkts, "frames in those bursts")
+	_(busy_pkts, "frames in those bursts")                                 \
+	_(lat_cycles, "TSC cycles of in-engine latency, summed over the "     \
+		      "answers the latency histogram counts")
 
 enum dp_counter {
 #define DP_COUNTER_ENUM(name, desc) DP_C_##name,
@@ -148,11 +155,23 @@ dp_lat_bucket_max(unsigned b)
 	return (((uint64_t)(DP_LAT_SUB + sub) + 1) << (msb - 4)) - 1;
 }
 
+/**
+ * dp_lat_bucket_max(), but UINT64_MAX for the last bucket, which also holds
+ * everything above it: the bound an exact histogram conversion needs.
+ */
+static inline uint64_t
+dp_lat_bucket_bound(unsigned b)
+{
+	return b + 1 >= DP_LAT_BUCKETS ? UINT64_MAX : dp_lat_bucket_max(b);
+}
+
 /* One dataplane lcore's counters; one writer, readers see them a loop old. */
 struct dp_stats {
 	uint64_t c[DP_COUNTERS];
 	uint64_t status[3];              /* approved, declined, error */
 	uint64_t reason[AUTH_REASONS];
+	/* answered records by op, product (0: out of range) and reason */
+	uint64_t decisions[AUTH_OPS][AUTH_PRODUCTS][AUTH_REASONS];
 	uint64_t drop[AUTH_DROPS];       /* datagrams dropped by the codec */
 	uint64_t burst[DP_BURST_MAX + 1];/* RX burst size histogram */
 	uint64_t lat[DP_LAT_BUCKETS];    /* in-engine latency, see above */
@@ -217,6 +236,7 @@ struct dp_ctx {
 	struct dp_ctl *ctl;
 	struct dp_risk *risk;            /* NULL: --risk off */
 	struct dp_export *export;        /* NULL: --export off (export.h) */
+	struct dp_metrics *metrics;      /* NULL: --metrics off (metrics.h) */
 };
 
 /* options.c */
@@ -235,6 +255,15 @@ int dp_config_file(struct dp_config *c, const char *path, char *err,
  */
 int dp_config_args(struct dp_config *c, int argc, char **argv, char *err,
 		   size_t errlen);
+/**
+ * The [eal] section's `args` of config file @p path, split at blanks into a
+ * new NULL-terminated array *@p out of *@p n strings (none: NULL, 0): EAL
+ * options for rte_eal_init(), read before the EAL starts. 0, or -ENOENT
+ * (cannot open) / -ENOMEM with @p err; other errors of the file are left
+ * to dp_config_file().
+ */
+int dp_config_eal_args(const char *path, char ***out, int *n, char *err,
+		       size_t errlen);
 /** Cross-option checks (required options present and consistent). */
 int dp_config_check(const struct dp_config *c, char *err, size_t errlen);
 
@@ -280,6 +309,11 @@ int dp_telemetry_register(struct dp_ctx *ctx);
 void dp_telemetry_stop(struct dp_ctx *ctx);
 /** The control socket's `stats` answer: a new jansson object. Any thread. */
 struct json_t *dp_stats_json(const struct dp_ctx *ctx);
+/**
+ * Every Prometheus family of authd (docs/metrics.md) into @p w: the same
+ * counters dp_stats_json() reads. The metrics thread; reads only.
+ */
+void dp_stats_prom(const struct dp_ctx *ctx, struct dp_prom *w);
 
 /* policy_file.c */
 /**

@@ -4,9 +4,11 @@
  * Start-up refuses to run on anything it cannot trust, with a message that
  * names the file, line or option: bad options, a missing or damaged
  * snapshot, a keys file that is missing, malformed or readable by others,
- * no hugepages (unless --no-huge). Then: port up, rings, ledger worker,
- * risk worker, control socket, telemetry, and every EAL lcore (the main one
- * too) runs the burst loop of node.c on its own queue pair.
+ * no hugepages (unless --no-huge), a --metrics port it cannot listen on
+ * (bound first, before anything is loaded). Then: port up, rings, ledger
+ * worker, risk worker, control socket, telemetry, metrics, and every EAL
+ * lcore (the main one too) runs the burst loop of node.c on its own queue
+ * pair.
  *
  * Shutdown: the first SIGINT/SIGTERM stops RX; lcores finish their burst,
  * wait for held answers to become durable and send them; the ledger worker
@@ -32,7 +34,9 @@
 
 #include "dp.h"
 
-#define AUTHD_VERSION "0.1.0"
+#ifndef AUTHD_VERSION            /* CMake: the project version */
+#define AUTHD_VERSION "unknown"
+#endif
 
 static struct dp_ctx *g_ctx;
 
@@ -55,7 +59,10 @@ usage(FILE *f, const char *prog)
 "Options (after --; the same names, without dashes, in a config file):\n"
 "  -c, --config FILE     read options from FILE, an INI file with an [authd]\n"
 "                        section (key = value, keys as the long options\n"
-"                        below); options on the command line override it\n"
+"                        below), [risk] (risk settings) and [eal] with\n"
+"                        args = EAL options (split at blanks, put before\n"
+"                        the command line's); options on the command line\n"
+"                        override the file's\n"
 "  -p, --port DEV        the port: a device name (net_memif0, net_af_packet0,\n"
 "                        0000:3b:00.0) or a port id (default 0)\n"
 "      --ip ADDR         our IPv4 address: we answer ARP for it and take\n"
@@ -126,6 +133,15 @@ usage(FILE *f, const char *prog)
 "                        the stream, created if absent (file storage,\n"
 "                        subjects S.>, 10 min dedupe; default AUTHD_JOURNAL);\n"
 "                        one stream per journal\n"
+"      --metrics ADDR:PORT\n"
+"                        serve Prometheus metrics (text format 0.0.4) at\n"
+"                        http://ADDR:PORT/metrics from a control thread:\n"
+"                        decisions by op, product and reason, drops, latency\n"
+"                        histogram, rings, ledger, op store, risk, export.\n"
+"                        ADDR is an IPv4 address or [IPv6] (127.0.0.1:9711,\n"
+"                        0.0.0.0:9711, [::1]:9711); the port is bound at\n"
+"                        start and a port in use stops authd. Off by\n"
+"                        default. docs/metrics.md\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
 "\n"
@@ -133,7 +149,8 @@ usage(FILE *f, const char *prog)
 "  authd --no-huge --no-pci -m 512 --file-prefix demo -l 0 \\\n"
 "        --vdev net_memif0,role=server,socket=/tmp/demo.sock -- \\\n"
 "        --port net_memif0 --ip 10.0.0.1 --snapshot users.snap --keys keys.ini\n"
-"  authd -l 2-5 -a 0000:3b:00.0 -- -c /etc/authd/authd.ini\n"
+"  authd -- -c /etc/authd/authd.conf     (EAL options in its [eal] args)\n"
+"  authd -l 2-5 -a 0000:3b:00.0 -- -c /etc/authd/authd.conf\n"
 "\n"
 "Control: authctl -f PREFIX stats | user show ID | ... (authctl --help).\n"
 "Signals: SIGINT/SIGTERM stop RX, drain and exit 0; a second one exits at once.\n",
@@ -151,6 +168,53 @@ on_signal(int sig)
 		_exit(130);
 	}
 	(void)sig;
+}
+
+/*
+ * The EAL's arguments with the config file's [eal] args first: -c FILE or
+ * --config FILE after "--" (the EAL has its own -c). A new argv, kept for
+ * the process's life (the EAL keeps pointers into it), or @p argv itself
+ * when there is none.
+ */
+static char **g_argv;
+
+static char **
+eal_argv(int *argc, char **argv)
+{
+	const char *path = NULL;
+	char **extra, **nv, err[PATH_MAX + 64];
+	int dd = -1, n, k = 0;
+
+	for (int i = 1; i < *argc; i++)
+		if (dd < 0 && !strcmp(argv[i], "--"))
+			dd = i;
+		else if (dd >= 0 && i + 1 < *argc &&
+			 (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")))
+			path = argv[i + 1];
+		else if (dd >= 0 && !strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	if (!path)
+		return argv;
+	if (dp_config_eal_args(path, &extra, &n, err, sizeof(err))) {
+		fprintf(stderr, "authd: %s\n", err);
+		exit(1);
+	}
+	if (!n)
+		return argv;
+	nv = calloc((size_t)(*argc + n + 1), sizeof(*nv));
+	if (!nv) {
+		fprintf(stderr, "authd: out of memory\n");
+		exit(1);
+	}
+	nv[k++] = argv[0];
+	for (int i = 0; i < n; i++)
+		nv[k++] = extra[i];
+	for (int i = 1; i < *argc; i++)
+		nv[k++] = argv[i];
+	free(extra);
+	*argc = k;
+	g_argv = nv;
+	return nv;
 }
 
 static bool
@@ -208,7 +272,7 @@ app_args(struct dp_config *cfg, int argc, char **argv)
 		exit(0);
 	}
 	if (rc == DP_CONFIG_VERSION) {
-		printf("authd %s (DPDK %s)\n", AUTHD_VERSION, rte_version());
+		printf("authd %s (%s)\n", AUTHD_VERSION, rte_version());
 		exit(0);
 	}
 	if (rc || dp_config_check(cfg, err, sizeof(err)))
@@ -436,11 +500,40 @@ start_ctl(struct dp_ctx *ctx)
 }
 
 static void
+metrics_write(void *arg, struct dp_prom *w)
+{
+	dp_stats_prom(arg, w);
+}
+
+/* --metrics: the port first, before anything is loaded (a port in use or
+ * a build without libmicrohttpd stops authd at once). */
+static void
+open_metrics(struct dp_ctx *ctx)
+{
+	char err[512];
+
+	if (ctx->cfg.metrics[0] &&
+	    dp_metrics_open(ctx->cfg.metrics, &ctx->metrics, err, sizeof(err)))
+		die("%s", err);
+}
+
+/* Serve once everything the scrape reads is up. */
+static void
+start_metrics(struct dp_ctx *ctx)
+{
+	struct dp_metrics_conf c = {.write = metrics_write, .arg = ctx};
+
+	if (ctx->metrics && dp_metrics_start(ctx->metrics, &c))
+		die("cannot serve --metrics %s (see above)", ctx->cfg.metrics);
+}
+
+static void
 setup(struct dp_ctx *ctx)
 {
 	static struct dp_journal_scan jend;
 	char err[512];
 
+	open_metrics(ctx);
 	dp_clock_init(&ctx->clock, ctx->cfg.clock_mode, ctx->cfg.clock_fixed_s);
 	ctx->keyring = auth_keyring_load(ctx->cfg.keys, err, sizeof(err));
 	if (!ctx->keyring)
@@ -469,6 +562,7 @@ setup(struct dp_ctx *ctx)
 	start_ctl(ctx);
 	if (dp_telemetry_register(ctx))
 		RTE_LOG(WARNING, USER1, "telemetry commands not registered\n");
+	start_metrics(ctx);
 }
 
 static void
@@ -514,6 +608,9 @@ shutdown_all(struct dp_ctx *ctx)
 	dp_ctl_stop(ctx->ctl);
 	ctx->ctl = NULL;
 	dp_telemetry_stop(ctx);
+	/* Joined here: it reads the risk worker, the export and the ledger. */
+	dp_metrics_stop(ctx->metrics);
+	ctx->metrics = NULL;
 	/* Verdicts from the last records are applied and journaled. */
 	dp_risk_stop(ctx->risk);
 	ctx->risk = NULL;
@@ -548,6 +645,11 @@ main(int argc, char **argv)
 		usage(stdout, "authd");
 		return 0;
 	}
+	if (has_arg(argc, argv, "-V") || has_arg(argc, argv, "--version")) {
+		printf("authd %s (%s)\n", AUTHD_VERSION, rte_version());
+		return 0;
+	}
+	argv = eal_argv(&argc, argv);
 	if (hugepages_missing(argc, argv)) {
 		fprintf(stderr,
 			"authd: no hugepages are set up. Reserve some, e.g.\n"

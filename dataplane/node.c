@@ -178,11 +178,16 @@ prefetch_near(struct dp_lcore *lc, unsigned k)
 	lim_ops_prefetch_insert(db->ops, s->rec_gw[k], r->request_id);
 }
 
+/* @p product: the request's, read before its answer overwrote it. */
 static void
-count_answer(struct dp_lcore *lc, const struct auth_resp *a)
+count_answer(struct dp_lcore *lc, const struct auth_resp *a, uint8_t product)
 {
+	unsigned reason = a->reason < AUTH_REASONS ? a->reason : 0;
+
 	lc->st.status[a->status < 3 ? a->status : 2]++;
-	lc->st.reason[a->reason < AUTH_REASONS ? a->reason : 0]++;
+	lc->st.reason[reason]++;
+	lc->st.decisions[a->op < AUTH_OPS ? a->op : 0]
+			[product < AUTH_PRODUCTS ? product : 0][reason]++;
 }
 
 /* The request half of a risk record: read before the answer overwrites it. */
@@ -234,7 +239,7 @@ decide_record(struct dp_lcore *lc, unsigned k, unsigned *ne, unsigned *nr)
 		(*nr)++;
 	if (a->ledger_seq > *seq)
 		*seq = a->ledger_seq;
-	count_answer(lc, a);
+	count_answer(lc, a, dc->product);
 }
 
 /* Decide the @p nk records of s->rec[] through the prefetch pipeline. */
@@ -291,10 +296,11 @@ busy_dgram(struct dp_lcore *lc, struct auth_dgram *d, enum dp_counter why)
 {
 	for (unsigned j = 0; j < d->count; j++) {
 		struct auth_resp *a = (struct auth_resp *)&d->rec[j];
+		uint8_t product = d->rec[j].product;
 
 		auth_answer_only(&d->rec[j], a, AUTH_STATUS_DECLINED,
 				 AUTH_REASON_BUSY);
-		count_answer(lc, a);
+		count_answer(lc, a, product);
 	}
 	count(lc, why, 1);
 }
@@ -419,6 +425,7 @@ release_held(struct dp_lcore *lc, uint16_t n_tx)
 		const struct dp_held *h = &lc->held[lc->held_head % DP_HELD_MAX];
 
 		lc->st.lat[dp_lat_bucket(now - h->rx_tsc)]++;
+		count(lc, DP_C_lat_cycles, now - h->rx_tsc);
 		s->tx[n_tx++] = h->m;
 		lc->held_head++;
 	}
@@ -488,6 +495,7 @@ burst(struct dp_lcore *lc, uint16_t n, uint64_t t0)
 		tx_flush(lc, n_tx);
 	t1 = rte_rdtsc();
 	lc->st.lat[dp_lat_bucket(t1 - t0)] += n_now;
+	count(lc, DP_C_lat_cycles, (t1 - t0) * n_now);
 	if (n_drop)
 		rte_pktmbuf_free_bulk(s->drop, n_drop);
 	count(lc, DP_C_busy_cycles, rte_rdtsc() - t0);
@@ -606,6 +614,11 @@ dp_stats_sum(const struct dp_ctx *ctx, struct dp_stats *sum)
 			sum->status[c] += st->status[c];
 		for (unsigned c = 0; c < AUTH_REASONS; c++)
 			sum->reason[c] += st->reason[c];
+		for (unsigned o = 0; o < AUTH_OPS; o++)
+			for (unsigned p = 0; p < AUTH_PRODUCTS; p++)
+				for (unsigned c = 0; c < AUTH_REASONS; c++)
+					sum->decisions[o][p][c] +=
+						st->decisions[o][p][c];
 		for (unsigned c = 0; c < AUTH_DROPS; c++)
 			sum->drop[c] += st->drop[c];
 		for (unsigned c = 0; c <= DP_BURST_MAX; c++)

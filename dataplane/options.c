@@ -10,6 +10,15 @@
  * --risk-set KEY=VALUE (repeatable) and, in the file, a [risk] section of
  * KEY = VALUE lines; risk.c parses them, so authctl risk set takes the same
  * keys and values.
+ *
+ * The config file may also carry the EAL's options, as [eal] args = ...
+ * (split at blanks): main.c reads them with dp_config_eal_args() before
+ * rte_eal_init(), so a service needs nothing but -- -c FILE.
+ *
+ * --metrics ADDR:PORT is checked as it is set (metrics.h: the address
+ * parser), so a bad value in the file is reported with its line; the port
+ * itself is bound by main.c right after the options, before anything is
+ * loaded, so a port in use stops authd at once.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -66,6 +75,7 @@ static const struct opt opts[] = {
 	{"export", 0, OPT_STR, O(export_url), 0, 0},
 	{"export-subject", 0, OPT_STR, O(export_subject), 0, 0},
 	{"export-stream", 0, OPT_STR, O(export_stream), 0, 0},
+	{"metrics", 0, OPT_SPECIAL, 0, 0, 0, 0},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -127,6 +137,15 @@ set_special(struct dp_config *c, const char *name, const char *v, char *err,
 	}
 	if (!strcmp(name, "risk-set"))
 		return set_risk(c, v, err, n);
+	if (!strcmp(name, "metrics")) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (dp_metrics_addr_parse(v, &ss, &len, err, n))
+			return -EINVAL;
+		snprintf(c->metrics, sizeof(c->metrics), "%s", v);
+		return 0;
+	}
 	if (!strcmp(name, "mode")) {
 		if (!strcmp(v, "decide"))
 			c->mode = DP_MODE_DECIDE;
@@ -322,13 +341,24 @@ config_line(void *user, const char *section, const char *name,
 {
 	struct ini_ctx *x = user;
 
+	/* [eal] args = ...: read by main.c before the EAL starts */
+	if (!strcmp(section, "eal")) {
+		if (strcmp(name, "args")) {
+			snprintf(x->err, x->n, "[eal] %s: the only key of [eal] "
+				 "is args (EAL options, as on the command line)",
+				 name);
+			x->rc = -EINVAL;
+			return 0;
+		}
+		return 1;
+	}
 	if (!strcmp(section, "risk")) {
 		x->rc = dp_risk_config_set(&x->c->risk, name, value, x->err, x->n);
 		return x->rc == 0;
 	}
 	if (strcmp(section, "authd")) {
-		snprintf(x->err, x->n, "section [%s]: expected [authd] or [risk]",
-			 section);
+		snprintf(x->err, x->n, "section [%s]: expected [authd], [risk] "
+			 "or [eal]", section);
 		x->rc = -EINVAL;
 		return 0;
 	}
@@ -357,6 +387,58 @@ dp_config_file(struct dp_config *c, const char *path, char *err, size_t n)
 			 rc == DP_INI_HANDLER ? why : "syntax error");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* [eal] args of a config file, collected by dp_config_eal_args(). */
+struct eal_ctx {
+	char args[DP_INI_LINE_MAX + 1];
+	bool seen;
+};
+
+static int
+eal_line(void *user, const char *section, const char *name, const char *value)
+{
+	struct eal_ctx *e = user;
+
+	if (!strcmp(section, "eal") && !strcmp(name, "args")) {
+		snprintf(e->args, sizeof(e->args), "%s", value);
+		e->seen = true;
+	}
+	return 1;
+}
+
+int
+dp_config_eal_args(const char *path, char ***out, int *n, char *err,
+		   size_t errlen)
+{
+	struct eal_ctx e = {.seen = false};
+	int line, rc = dp_ini_parse(path, eal_line, &e, &line);
+	char **v, *tok, *save = NULL;
+	int k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (rc == DP_INI_OPEN) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	/* syntax errors are reported with the other options, later */
+	if (!e.seen)
+		return 0;
+	v = calloc(DP_INI_LINE_MAX / 2 + 2, sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	for (tok = strtok_r(e.args, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save))
+		if (!(v[k++] = strdup(tok))) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+	*out = v;
+	*n = k;
 	return 0;
 }
 

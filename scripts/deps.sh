@@ -9,10 +9,17 @@ pkgs=(
 	# engine libraries
 	dpdk libdpdk-dev liburcu-dev libjemalloc-dev libsodium-dev libjansson-dev
 	libinih-dev libxxhash-dev libpcap-dev libnats-dev
+	# authd --metrics (Prometheus exposition over HTTP), authconsume --postgres
+	libmicrohttpd-dev libpq-dev
 	# tests and benchmarks
 	libcmocka-dev libbenchmark-dev redis-server redis-tools libhiredis-dev
 	nats-server iproute2 iputils-ping python3 gnuplot-nox valgrind linux-perf
 	util-linux procps
+	# test_metrics (a real Prometheus server, promtool), test_ledger_sql
+	# (a real PostgreSQL server: initdb, pg_ctl)
+	prometheus postgresql
+	# make deb (debhelper, the man pages from markdown) and its test
+	debhelper dpkg-dev fakeroot pandoc lintian man-db systemd
 )
 
 missing=()
@@ -34,8 +41,10 @@ if ! { $sudo apt-get update -qq && \
 	echo "deps: apt-get failed (output above)" >&2
 	exit 1
 fi
-# Debian starts redis-server and nats-server as services on install; the tests
-# start their own on private ports, so stop the system copies where systemd runs.
+# Debian starts redis-server, nats-server, prometheus (and its node exporter)
+# and postgresql as services on install; the tests start their own on private
+# ports, so stop the system copies where systemd runs.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-	$sudo systemctl disable --now redis-server nats-server >/dev/null 2>&1 || true
+	$sudo systemctl disable --now redis-server nats-server prometheus \
+		prometheus-node-exporter postgresql >/dev/null 2>&1 || true
 fi

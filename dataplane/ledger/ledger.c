@@ -306,14 +306,7 @@ gap_check(struct dp_ledger *l, unsigned merged, uint64_t now)
 static void
 fsync_account(struct dp_ledger *l, uint64_t ns)
 {
-	uint64_t us = ns / 1000;
-	unsigned b = 0;
-
-	while (us > 1 && b + 1 < DP_LEDGER_HIST) {
-		us >>= 1;
-		b++;
-	}
-	ST_ADD(l, fsync_hist[b], 1);
+	ST_ADD(l, fsync_hist[dp_ledger_fsync_bucket(ns)], 1);
 	ST_ADD(l, fsync_ns_sum, ns);
 	if (ns > l->st.fsync_ns_max)
 		ST_SET(l, fsync_ns_max, ns);

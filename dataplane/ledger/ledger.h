@@ -79,6 +79,30 @@ int dp_ledger_wait_durable(struct dp_ledger *l, uint64_t seq,
 
 #define DP_LEDGER_HIST 20 /* fdatasync latency buckets: [2^i, 2^(i+1)) us */
 
+/**
+ * The fdatasync histogram's bucket of @p ns: b holds [2^b, 2^(b+1))
+ * microseconds, bucket 0 also 0 and 1 us, the last one everything above.
+ */
+static inline unsigned
+dp_ledger_fsync_bucket(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (us > 1 && b + 1 < DP_LEDGER_HIST) {
+		us >>= 1;
+		b++;
+	}
+	return b;
+}
+
+/** The largest ns bucket @p b holds; UINT64_MAX for the last (open) one. */
+static inline uint64_t
+dp_ledger_fsync_bucket_max_ns(unsigned b)
+{
+	return b + 1 >= DP_LEDGER_HIST ? UINT64_MAX : (2000ull << b) - 1;
+}
+
 /* What the ledger did; read by the control plane (a consistent-enough copy). */
 struct dp_ledger_stats {
 	bool journal;              /* a journal is written */

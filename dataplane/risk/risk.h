@@ -444,6 +444,20 @@ int dp_risk_set_kv(struct dp_risk *r, const char *const *kv, unsigned n,
  * new jansson object; {"mode":"off"} when @p r is NULL. Any thread.
  */
 struct json_t *dp_risk_json(struct dp_risk *r);
+/* The worker's figures as plain numbers (authd --metrics). */
+struct dp_risk_stats {
+	enum dp_risk_mode mode;
+	struct dp_risk_counters c;     /* as of the worker's last pass */
+	uint64_t dropped;              /* records the lcores' full rings refused */
+	size_t bytes;                  /* the engine's tables */
+};
+
+/**
+ * Copy what dp_risk_json() reports, without JSON: the mode, the counters,
+ * the records dropped by full rings. @p r NULL (--risk off): mode off and
+ * zeros. Any thread.
+ */
+void dp_risk_stats_get(struct dp_risk *r, struct dp_risk_stats *st);
 /**
  * Serialise merchant read-copy-publish (lim_merchant_find, copy, change,
  * lim_merchant_set) between the control thread and the risk worker, so

@@ -375,6 +375,22 @@ counters_json(const struct dp_risk_counters *c, uint64_t drops)
 	return o;
 }
 
+void
+dp_risk_stats_get(struct dp_risk *r, struct dp_risk_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!r) {
+		st->mode = DP_RISK_OFF;
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	st->mode = r->cfg.mode;
+	st->c = r->snap;
+	pthread_mutex_unlock(&r->mu);
+	st->dropped = dropped(r);
+	st->bytes = r->bytes;
+}
+
 json_t *
 dp_risk_json(struct dp_risk *r)
 {

@@ -17,12 +17,20 @@
  * snapshot needs (found from the stream's last message, checked on the
  * first message read), and acknowledges (ack all) each batch it applied.
  *
+ * With --postgres the records go to a PostgreSQL ledger of record instead
+ * (consume_pg.c, docs/ledger-sql.md): the same verification and order, no
+ * replay in memory; each batch is one transaction that also advances the
+ * ledger's consumer_position, which is where the next run (or --follow
+ * after a restart) resumes. The replay calls (lim_replay*) stay in the
+ * in-memory path only.
+ *
  * One thread (the NATS client has its own); a QSBR reader online while it
  * applies, quiescent between batches.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,9 @@
 
 #include "export.h"
 #include "journal.h"
+#ifdef AUTHD_HAVE_PQ
+#include "consume_pg.h"
+#endif
 
 #define EXIT_BAD 1       /* gap, bad record, redo refused, --check differs */
 #define EXIT_USAGE 2     /* usage, I/O, NATS */
@@ -42,19 +53,27 @@
 #define CONSUME_BATCH 256
 #define CONSUME_FETCH_MS 500
 #define CONSUME_DURABLE_DEFAULT "authconsume"
+#define CONSUME_PG_SCHEMA_DEFAULT "authd"
+#define CONSUME_LOG_EVERY_S 10
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 "NAME\n"
-"    authconsume - rebuild the users' balances from authd's NATS export\n"
+"    authconsume - rebuild the users' balances from authd's NATS export, or\n"
+"    keep a PostgreSQL ledger of record from it\n"
 "\n"
 "SYNOPSIS\n"
 "    authconsume --nats URL --stream NAME [--snapshot FILE]\n"
 "                [--users-csv OUT] [--balances-csv OUT] [--out FILE]\n"
 "                [--check FILE] [--until SEQ] [--timeout S]\n"
 "                [--durable NAME] [--users-max N]\n"
+"    authconsume --nats URL --stream NAME --postgres CONNINFO\n"
+"                [--pg-schema NAME] [--snapshot FILE] [--follow | --until SEQ]\n"
+"                [--timeout S] [--log-every S] [--durable NAME]\n"
+"    authconsume --nats URL --stream NAME --postgres CONNINFO\n"
+"                [--pg-schema NAME] --stats\n"
 "\n"
 "DESCRIPTION\n"
 "    authd --export publishes every durable journal record to a JetStream\n"
@@ -69,6 +88,18 @@ usage(FILE *f)
 "    journal throughout. A seq already applied (or held by the snapshot) is\n"
 "    skipped and counted as a duplicate; a seq past the next one expected is\n"
 "    a gap: authconsume stops with exit status 1 and writes nothing.\n"
+"\n"
+"    With --postgres the records are applied to a PostgreSQL ledger of\n"
+"    record instead (docs/ledger-sql.md): tables users, operations,\n"
+"    journal and consumer_position in one schema per engine, created on\n"
+"    the first run with the --snapshot as the base. PostgreSQL computes\n"
+"    every balance from the records' deltas; each batch of records is one\n"
+"    transaction that inserts the journal rows (the seq is the key), moves\n"
+"    the balances and operations, and advances consumer_position, so a\n"
+"    restart, even after kill -9, resumes exactly after the last batch\n"
+"    committed: no record is skipped or applied twice. The lag (records\n"
+"    in the stream not applied yet) is logged every --log-every seconds\n"
+"    and printed by --stats.\n"
 "\n"
 "OPTIONS\n"
 "    --nats URL          the NATS server (nats://host:4222)\n"
@@ -94,26 +125,56 @@ usage(FILE *f)
 "    --durable NAME      the durable consumer's name (default authconsume);\n"
 "                        it is repositioned at each run\n"
 "    --users-max N       table size without --snapshot (default 1048576)\n"
+"    --postgres CONNINFO apply the stream to the PostgreSQL ledger at\n"
+"                        CONNINFO, a libpq URL or key=value string\n"
+"                        (postgresql://user@host:5432/ledger); the password\n"
+"                        from ~/.pgpass or PGPASSWORD, not the command line\n"
+"    --pg-schema NAME    the ledger's schema, one per engine (default authd;\n"
+"                        a-z, 0-9, _); created on the first run, with\n"
+"                        --snapshot (or an empty base) as the starting state;\n"
+"                        later runs resume from its consumer_position and\n"
+"                        ignore --snapshot\n"
+"    --follow            keep applying new records as they come (a service);\n"
+"                        SIGTERM or SIGINT stops after the batch in progress\n"
+"    --log-every S       with --postgres: a line with the position, the rate\n"
+"                        and the lag every S seconds (default 10; 0: only at\n"
+"                        the end)\n"
+"    --stats             with --postgres: print the ledger's position, the\n"
+"                        stream's last seq, the lag and the tables' row\n"
+"                        counts, one \"key value\" per line, and exit (NATS\n"
+"                        down: \"-\" for the stream's figures, exit 2)\n"
 "    -h, --help          this text\n"
 "\n"
-"    At least one of --users-csv, --balances-csv, --out, --check is needed.\n"
-"    OUT files are written to OUT.tmp and renamed.\n"
+"    Without --postgres, at least one of --users-csv, --balances-csv,\n"
+"    --out, --check is needed. OUT files are written to OUT.tmp and\n"
+"    renamed.\n"
 "\n"
 "EXIT STATUS\n"
-"    0 rebuilt (and, with --check, equal); 1 a gap, a record that does not\n"
-"    verify, a record the state refuses, or --check found differences;\n"
-"    2 usage, I/O or NATS error; 3 --until not reached within --timeout.\n"
+"    0 rebuilt (and, with --check, equal), or applied up to --until (or\n"
+"    stopped by a signal with --follow); 1 a gap, a record that does not\n"
+"    verify, a record the state or the ledger refuses, or --check found\n"
+"    differences; 2 usage, I/O, NATS or PostgreSQL error (another\n"
+"    authconsume holding the schema included); 3 --until not reached\n"
+"    within --timeout.\n"
 "\n"
 "EXAMPLES\n"
 "    authconsume --nats nats://127.0.0.1:4222 --stream AUTHD_JOURNAL \\\n"
 "        --snapshot base.snap --users-csv rebuilt.csv\n"
 "    authconsume --nats nats://10.0.0.5:4222 --stream AUTHD_H1 \\\n"
-"        --snapshot state.snap --out state.snap --until 1200000\n");
+"        --snapshot state.snap --out state.snap --until 1200000\n"
+"    authconsume --nats nats://10.0.0.5:4222 --stream AUTHD_H1 \\\n"
+"        --postgres postgresql://authd@db1/ledger --pg-schema h1 \\\n"
+"        --snapshot /var/lib/authd/base.snap --follow\n"
+"    authconsume --nats nats://10.0.0.5:4222 --stream AUTHD_H1 \\\n"
+"        --postgres postgresql://authd@db1/ledger --pg-schema h1 --stats\n");
 }
 
 struct opts {
 	const char *url, *stream, *snapshot, *durable;
 	const char *users_csv, *balances_csv, *out, *check;
+	const char *postgres, *pg_schema;  /* --postgres: the SQL ledger */
+	bool follow, stats;
+	unsigned log_every_s;
 	uint64_t until;            /* 0: the stream's last at start */
 	uint64_t users_max;
 	unsigned timeout_s;
@@ -133,8 +194,14 @@ struct run {
 	uint64_t until;
 	uint64_t applied, duplicates;
 	uint64_t first_applied, last_applied;
+#ifdef AUTHD_HAVE_PQ
+	struct cpg *pg;
+#endif
+	uint64_t applied_seq;      /* --postgres: the ledger's position */
 	char why[1024];
 };
+
+static volatile sig_atomic_t stop_requested; /* --follow: SIGTERM, SIGINT */
 
 static uint64_t
 mono_ms(void)
@@ -155,6 +222,29 @@ parse_u64(const char *opt, const char *v, uint64_t *out)
 	return 0;
 }
 
+/* --postgres: the in-memory outputs do not apply; --follow has no end. */
+static int
+check_pg_args(const struct opts *o)
+{
+#ifndef AUTHD_HAVE_PQ
+	fprintf(stderr, "authconsume: --postgres: this authconsume was built "
+		"without libpq (install libpq-dev: scripts/deps.sh, then "
+		"rebuild)\n");
+	return -ENOTSUP;
+#endif
+	if (o->users_csv || o->balances_csv || o->out || o->check) {
+		fprintf(stderr, "authconsume: --postgres writes the ledger, not "
+			"--users-csv, --balances-csv, --out or --check: run those "
+			"without --postgres (see --help)\n");
+		return -EINVAL;
+	}
+	if (o->follow && o->until) {
+		fprintf(stderr, "authconsume: --follow and --until: choose one\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
@@ -170,6 +260,11 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"timeout", required_argument, NULL, 't'},
 		{"durable", required_argument, NULL, 'd'},
 		{"users-max", required_argument, NULL, 'm'},
+		{"postgres", required_argument, NULL, 'P'},
+		{"pg-schema", required_argument, NULL, 'Q'},
+		{"follow", no_argument, NULL, 'F'},
+		{"stats", no_argument, NULL, 'T'},
+		{"log-every", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -180,6 +275,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->durable = CONSUME_DURABLE_DEFAULT;
 	o->timeout_s = 10;
 	o->users_max = 1u << 20;
+	o->pg_schema = CONSUME_PG_SCHEMA_DEFAULT;
+	o->log_every_s = CONSUME_LOG_EVERY_S;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'n': o->url = optarg; break;
@@ -204,6 +301,15 @@ parse_args(int argc, char **argv, struct opts *o)
 			    !o->users_max)
 				return -EINVAL;
 			break;
+		case 'P': o->postgres = optarg; break;
+		case 'Q': o->pg_schema = optarg; break;
+		case 'F': o->follow = true; break;
+		case 'T': o->stats = true; break;
+		case 'L':
+			if (parse_u64("log-every", optarg, &v) || v > 86400)
+				return -EINVAL;
+			o->log_every_s = (unsigned)v;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "authconsume: bad option (see --help)\n");
@@ -218,6 +324,13 @@ parse_args(int argc, char **argv, struct opts *o)
 	if (!o->url || !o->stream) {
 		fprintf(stderr, "authconsume: --nats URL and --stream NAME are "
 			"required (see --help)\n");
+		return -EINVAL;
+	}
+	if (o->postgres)
+		return check_pg_args(o);
+	if (o->follow || o->stats) {
+		fprintf(stderr, "authconsume: --%s needs --postgres (see --help)\n",
+			o->follow ? "follow" : "stats");
 		return -EINVAL;
 	}
 	if (!o->users_csv && !o->balances_csv && !o->out && !o->check) {
@@ -665,6 +778,299 @@ outputs(struct run *x)
 }
 
 /* ------------------------------------------------------------------------ */
+/* --postgres: the ledger of record (consume_pg.c)                            */
+
+#ifdef AUTHD_HAVE_PQ
+
+static void
+on_stop(int sig)
+{
+	stop_requested = 1;
+	(void)sig;
+}
+
+/* The ledger's position; the schema and its base on the first run. */
+static int
+pg_start(struct run *x, struct cpg_position *pos)
+{
+	const struct opts *o = x->o;
+	struct lim_snapshot_meta meta;
+	struct lim_db *db = NULL;
+	char err[1024];
+	int rc;
+
+	if (cpg_open(o->postgres, o->pg_schema, !o->stats, &x->pg, err,
+		     sizeof(err))) {
+		fprintf(stderr, "authconsume: %s\n", err);
+		return EXIT_USAGE;
+	}
+	rc = cpg_position(x->pg, pos, err, sizeof(err));
+	if (rc == -ENOENT && o->stats) {
+		fprintf(stderr, "authconsume: schema %s holds no ledger yet\n",
+			o->pg_schema);
+		return EXIT_USAGE;
+	}
+	if (rc == -ENOENT) {
+		if (o->snapshot) {
+			struct lim_db_config extra = {.shards = 2};
+
+			db = lim_snapshot_load(o->snapshot, &extra, NULL, &meta, err,
+					       sizeof(err));
+			if (!db) {
+				fprintf(stderr, "authconsume: --snapshot %s\n", err);
+				return EXIT_USAGE;
+			}
+		}
+		rc = cpg_create(x->pg, o->stream, db, db ? &meta : NULL,
+				o->snapshot ? o->snapshot : "", err, sizeof(err));
+		if (db) {
+			lim_snapshot_meta_free(&meta);
+			lim_db_free(db);
+		}
+		if (rc) {
+			fprintf(stderr, "authconsume: %s\n", err);
+			return EXIT_USAGE;
+		}
+		rc = cpg_position(x->pg, pos, err, sizeof(err));
+		if (!rc)
+			fprintf(stderr, "authconsume: postgres: schema %s created, "
+				"base %s (%" PRIu64 " users, seq %" PRIu64 ")\n",
+				o->pg_schema, pos->base_snapshot[0] ?
+				pos->base_snapshot : "empty", pos->base_users,
+				pos->base_seq);
+	} else if (!rc && o->snapshot && !o->stats) {
+		fprintf(stderr, "authconsume: postgres: schema %s exists (base %s): "
+			"--snapshot %s is not used, the ledger resumes from its "
+			"position\n", o->pg_schema, pos->base_snapshot[0] ?
+			pos->base_snapshot : "empty", o->snapshot);
+	}
+	if (rc) {
+		fprintf(stderr, "authconsume: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (strcmp(pos->stream, o->stream)) {
+		fprintf(stderr, "authconsume: postgres: schema %s is the ledger of "
+			"stream %s, not %s (one schema per engine: --pg-schema)\n",
+			o->pg_schema, pos->stream, o->stream);
+		return EXIT_USAGE;
+	}
+	x->applied_seq = pos->applied_seq;
+	x->journal_id = pos->journal_id; /* verify(): the same journal only */
+	return 0;
+}
+
+/* One message: skip what the ledger holds, refuse a gap, batch the next. */
+static int
+pg_take(struct run *x, natsMsg *m, uint64_t *next)
+{
+	struct lim_effect rec;
+	char why[512];
+	int rc = verify(x, m, &rec);
+
+	if (rc) {
+		snprintf(why, sizeof(why), "%.400s", x->why);
+		snprintf(x->why, sizeof(x->why), "stream message %" PRIu64 ": %s",
+			 stream_seq_of(m), why);
+		return rc;
+	}
+	if (rec.seq < *next) {
+		x->duplicates++;
+		return 0;
+	}
+	if (rec.seq > *next) {
+		snprintf(x->why, sizeof(x->why), "gap: seq %" PRIu64 " expected, "
+			 "stream message %" PRIu64 " holds seq %" PRIu64
+			 ": records are missing from the stream", *next,
+			 stream_seq_of(m), rec.seq);
+		return -ERANGE;
+	}
+	cpg_add(x->pg, &rec);
+	(*next)++;
+	return 0;
+}
+
+static uint64_t
+pending_of(natsMsg *m)
+{
+	jsMsgMetaData *md = NULL;
+	uint64_t v = 0;
+
+	if (natsMsg_GetMetaData(&md, m) == NATS_OK && md) {
+		v = md->NumPending;
+		jsMsgMetaData_Destroy(md);
+	}
+	return v;
+}
+
+static void
+pg_log(struct run *x, uint64_t lag, uint64_t *t_last, uint64_t *seq_last)
+{
+	uint64_t now = mono_ms(), dt = now - *t_last;
+
+	fprintf(stderr, "authconsume: postgres %s: applied seq %" PRIu64 " (%"
+		PRIu64 " records in %.1f s, %.0f/s), lag %" PRIu64 " records\n",
+		x->o->pg_schema, x->applied_seq, x->applied_seq - *seq_last,
+		(double)dt / 1000.0,
+		dt ? (double)(x->applied_seq - *seq_last) * 1000.0 / (double)dt : 0.0,
+		lag);
+	*t_last = now;
+	*seq_last = x->applied_seq;
+}
+
+/* Apply what the stream holds (up to x->until; --follow: until stopped). */
+static int
+consume_pg(struct run *x)
+{
+	uint64_t idle_since = mono_ms(), t_log = idle_since, seq_log = x->applied_seq;
+	uint64_t next = x->applied_seq + 1, lag = 0, t_err = 0;
+	char err[1024];
+
+	while (next <= x->until && !stop_requested) {
+		natsMsgList l = {0};
+		jsErrCode ec = 0;
+		natsStatus s;
+		int rc = 0, i;
+
+		s = natsSubscription_Fetch(&l, x->sub, CONSUME_BATCH,
+					   CONSUME_FETCH_MS, &ec);
+		/* every --log-every while records flow, once a minute idle */
+		if (x->o->log_every_s &&
+		    mono_ms() - t_log >= x->o->log_every_s * 1000ull &&
+		    (x->applied_seq != seq_log || lag ||
+		     mono_ms() - t_log >= 60000))
+			pg_log(x, lag, &t_log, &seq_log);
+		if (s == NATS_TIMEOUT || (s == NATS_OK && l.Count == 0)) {
+			natsMsgList_Destroy(&l);
+			lag = 0;
+			if (!x->o->follow &&
+			    mono_ms() - idle_since > x->o->timeout_s * 1000ull) {
+				fprintf(stderr, "authconsume: no record came for %u s: "
+					"seq %" PRIu64 " applied, --until %" PRIu64
+					" not reached\n", x->o->timeout_s,
+					x->applied_seq, x->until);
+				return EXIT_TIMEOUT;
+			}
+			continue;
+		}
+		if (s != NATS_OK) {
+			/* NATS down or restarting: the client reconnects; a
+			 * service waits, a run gives up after --timeout */
+			natsMsgList_Destroy(&l);
+			if (!x->o->follow &&
+			    mono_ms() - idle_since > x->o->timeout_s * 1000ull) {
+				fprintf(stderr, "authconsume: fetch: %s (code %d)\n",
+					nats_why(s), (int)ec);
+				return EXIT_USAGE;
+			}
+			if (mono_ms() - t_err >= 10000) {
+				fprintf(stderr, "authconsume: fetch: %s (code %d): "
+					"retrying\n", nats_why(s), (int)ec);
+				t_err = mono_ms();
+			}
+			usleep(CONSUME_FETCH_MS * 1000);
+			continue;
+		}
+		idle_since = mono_ms();
+		for (i = 0; i < l.Count && !rc && next <= x->until; i++)
+			rc = pg_take(x, l.Msgs[i], &next);
+		if (!rc && cpg_pending(x->pg)) {
+			uint64_t from = x->applied_seq;
+
+			rc = cpg_commit(x->pg, from, x->journal_id, &x->applied_seq,
+					err, sizeof(err));
+			if (rc) {
+				snprintf(x->why, sizeof(x->why), "%s", err);
+			} else {
+				if (!x->applied)
+					x->first_applied = from + 1;
+				x->applied += x->applied_seq - from;
+				x->last_applied = x->applied_seq;
+			}
+		}
+		if (!rc && i > 0) {
+			lag = pending_of(l.Msgs[i - 1]);
+			natsMsg_Ack(l.Msgs[i - 1], NULL); /* ack all up to it */
+		}
+		natsMsgList_Destroy(&l);
+		if (rc) {
+			fprintf(stderr, "authconsume: %s\n", x->why);
+			return rc == -ESTALE || rc == -EIO ? EXIT_USAGE : EXIT_BAD;
+		}
+	}
+	return 0;
+}
+
+/* --stats: the ledger's figures; the stream's end unless NATS is down
+ * (then "-" and exit status 2, after the ledger's part). */
+static int
+pg_stats(struct run *x, const struct cpg_position *pos)
+{
+	uint64_t first_sseq, last_sseq, last_jseq;
+	bool nats = !connect_nats(x) &&
+		    !stream_end(x, &first_sseq, &last_sseq, &last_jseq);
+	struct cpg_counts k = {0};
+	char err[1024], end[24] = "-", lag[24] = "-";
+
+	if (nats) {
+		snprintf(end, sizeof(end), "%" PRIu64, last_jseq);
+		snprintf(lag, sizeof(lag), "%" PRIu64, last_jseq > pos->applied_seq
+			 ? last_jseq - pos->applied_seq : 0);
+	}
+	printf("schema %s\nstream %s\njournal_id %016" PRIx64 "\nbase_snapshot %s\n"
+	       "base_users %" PRIu64 "\nbase_seq %" PRIu64 "\napplied_seq %" PRIu64
+	       "\nstream_last_seq %s\nlag %s\nupdated_at %s\n",
+	       x->o->pg_schema, pos->stream, pos->journal_id,
+	       pos->base_snapshot[0] ? pos->base_snapshot : "-", pos->base_users,
+	       pos->base_seq, pos->applied_seq, end, lag, pos->updated_at);
+	if (cpg_counts(x->pg, &k, err, sizeof(err)))
+		fprintf(stderr, "authconsume: %s\n", err);
+	else
+		printf("users %" PRIu64 "\njournal_rows %" PRIu64 "\njournal_min_seq %"
+		       PRIu64 "\njournal_max_seq %" PRIu64 "\noperations %" PRIu64
+		       "\noperations_held %" PRIu64 "\n", k.users, k.journal,
+		       k.min_seq, k.max_seq, k.operations, k.held);
+	return nats ? 0 : EXIT_USAGE;
+}
+
+static int
+run_pg(struct run *x)
+{
+	uint64_t first_sseq, last_sseq, last_jseq;
+	struct cpg_position pos;
+	int rc;
+
+	if ((rc = pg_start(x, &pos)) != 0)
+		return rc;
+	if (x->o->stats)
+		return pg_stats(x, &pos);
+	if (connect_nats(x) || stream_end(x, &first_sseq, &last_sseq, &last_jseq))
+		return EXIT_USAGE;
+	x->until = x->o->until ? x->o->until
+			       : x->o->follow ? UINT64_MAX : last_jseq;
+	fprintf(stderr, "authconsume: postgres %s: applied up to seq %" PRIu64
+		", the stream ends at seq %" PRIu64 "%s\n", x->o->pg_schema,
+		x->applied_seq, last_jseq, x->o->follow ? "; following" : "");
+	if (x->o->follow) {
+		signal(SIGTERM, on_stop);
+		signal(SIGINT, on_stop);
+	}
+	if (x->until > x->applied_seq &&
+	    subscribe(x, x->applied_seq + 1, first_sseq, last_sseq, last_jseq))
+		return EXIT_USAGE;
+	if (x->until > x->applied_seq && (rc = consume_pg(x)) != 0)
+		return rc;
+	fprintf(stderr, "authconsume: postgres %s: stream %s: %" PRIu64 " records "
+		"applied (seq %" PRIu64 "..%" PRIu64 "), %" PRIu64 " duplicates "
+		"skipped; the ledger holds seq %" PRIu64 "..%" PRIu64 "; journal %016"
+		PRIx64 "%s\n", x->o->pg_schema, x->o->stream, x->applied,
+		x->first_applied, x->last_applied, x->duplicates, pos.base_seq + 1,
+		x->applied_seq, x->journal_id, stop_requested ? " (stopped)" : "");
+	return 0;
+}
+
+#endif /* AUTHD_HAVE_PQ */
+
+/* ------------------------------------------------------------------------ */
 
 static int
 run(struct run *x)
@@ -673,6 +1079,10 @@ run(struct run *x)
 	struct lim_redo_stats st;
 	int rc;
 
+#ifdef AUTHD_HAVE_PQ
+	if (x->o->postgres)
+		return run_pg(x);
+#endif
 	if (load_start(x) || connect_nats(x))
 		return EXIT_USAGE;
 	if (stream_end(x, &first_sseq, &last_sseq, &last_jseq))
@@ -721,6 +1131,9 @@ main(int argc, char **argv)
 	x.o = &o;
 	rcu_register_thread();
 	rc = run(&x);
+#ifdef AUTHD_HAVE_PQ
+	cpg_close(x.pg);
+#endif
 	natsSubscription_Destroy(x.sub); /* keeps the durable consumer */
 	jsCtx_Destroy(x.js);
 	natsConnection_Destroy(x.nc);
