@@ -21,7 +21,7 @@
  * (consume_pg.c, docs/ledger-sql.md): the same verification and order, no
  * replay in memory; each batch is one transaction that also advances the
  * ledger's consumer_position, which is where the next run (or --follow
- * after a restart) resumes. The replay calls (lim_replay*) stay in the
+ * after a restart) resumes. The replay calls (lim_redo*) stay in the
  * in-memory path only.
  *
  * One thread (the NATS client has its own); a QSBR reader online while it

@@ -19,7 +19,7 @@
  * The NATS acknowledgement follows the commit; a crash between the two
  * only makes the next run skip what the position already holds.
  *
- * What the statements mirror (limits/apply.c and limits/replay.c, the
+ * What the statements mirror (limits/apply.c and limits/redo.c, the
  * engine's own rules): a user's deltas count only after its base stamp
  * (fuzzy snapshots); cash debt moves with product 3, installment debt with
  * product 2; user_set replaces the settings (after the stamp) and adds the
