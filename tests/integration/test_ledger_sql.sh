@@ -8,7 +8,7 @@
 # postgres user, port 5432 of the loopback of authd's network namespace,
 # which is private to the test), nats-server -js (port 4222 of the same
 # loopback), authd on net_af_packet
-# (tests/integration/netns.sh) with --journal --ack sync --export.
+# (tests/integration/lib.sh) with --journal --ack sync --export.
 # A kernel UDP gateway in the client namespace sends every kind of
 # operation and writes the request id of every approved record to its log
 # (a datagram without an answer is sent again with the same ids, so the
@@ -36,56 +36,42 @@
 # exit 77 (skip) without them.
 set -u
 
-AUTHD=${1:?usage: test_ledger_sql.sh AUTHD AUTHCTL AUTHDB AUTHCONSUME AUTHJOURNAL}
-AUTHCTL=${2:?}
-AUTHDB=${3:?}
-AUTHCONSUME=${4:?}
-AUTHJOURNAL=${5:?}
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_args "AUTHD AUTHCTL AUTHDB AUTHCONSUME AUTHJOURNAL" "$@"
 NATS_SERVER=${NATS_SERVER:-$(command -v nats-server)}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PSQL=${PSQL:-$(command -v psql)}
 PG_USER=${PG_USER:-postgres}
 
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
-	echo "SKIP: needs root and ip netns"
-	exit 77
-fi
+lib_need_root
 if [ -z "$NATS_SERVER" ] || [ ! -x "$PGBIN/initdb" ] || [ ! -x "$PGBIN/postgres" ] ||
 	[ -z "$PSQL" ] || ! id "$PG_USER" >/dev/null 2>&1; then
-	echo "SKIP: needs nats-server, PostgreSQL ($PGBIN/initdb, postgres, psql) and user $PG_USER (scripts/deps.sh)"
-	exit 77
+	skip "needs nats-server, PostgreSQL ($PGBIN/initdb, postgres, psql) and user $PG_USER (scripts/deps.sh)"
 fi
 
-NETNS_TAG=sql
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
-TMP=$(mktemp -d /tmp/authd-sql.XXXXXX)
+lib_init sql
 PGD=$(mktemp -d /tmp/authd-pg.XXXXXX)   # owned by $PG_USER: postgres refuses root
+lib_on_exit rm -rf "$PGD"
+lib_log authconsume "$TMP/consume.log"
+lib_log postgres "$PGD/postgres.log"
 NATS_PID=
 PG_PID=
 CONSUME_PID=
-cleanup() {
-	local rc=$?
+# The servers, by the pids started here: authconsume first, postgres last
+# (SIGINT: its fast shutdown).
+servers_stop() {
 	[ -n "$CONSUME_PID" ] && kill -KILL "$CONSUME_PID" 2>/dev/null && wait "$CONSUME_PID" 2>/dev/null
 	if [ -n "$NATS_PID" ]; then
 		kill -TERM "$NATS_PID" 2>/dev/null
 		wait "$NATS_PID" 2>/dev/null
 	fi
 	if [ -n "$PG_PID" ]; then
-		kill -INT "$PG_PID" 2>/dev/null   # fast shutdown
+		kill -INT "$PG_PID" 2>/dev/null
 		wait "$PG_PID" 2>/dev/null
 	fi
-	netns_cleanup
-	if [ "$rc" = 0 ] || [ -z "${SQL_KEEP:-}" ]; then
-		rm -rf "$TMP" "$PGD"
-	else
-		echo "kept $TMP $PGD" >&2
-	fi
-	exit "$rc"
+	return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 T0=1764057600 # 2025-11-25T08:00:00Z
 K1=000102030405060708090a0b0c0d0e0f
@@ -95,17 +81,6 @@ STREAM="AUTHD_SQL$$"
 SUBJ="authd.sql$$"
 SCHEMA=ledger_t$$
 
-fail() {
-	echo "FAIL: $*" >&2
-	echo "--- authd log (last 20 lines)" >&2
-	tail -n 20 "$AUTHD_LOG" >&2
-	echo "--- authconsume log (last 15 lines)" >&2
-	tail -n 15 "$TMP/consume.log" >&2 2>/dev/null
-	echo "--- postgres log (last 10 lines)" >&2
-	tail -n 10 "$PGD/postgres.log" >&2 2>/dev/null
-	exit 1
-}
-ok() { echo "ok - $*"; }
 in_d() { ip netns exec "$NS_D" "$@"; }
 authctl() { "$AUTHCTL" -s "$AUTHD_SOCK" --timeout 15000 "$@"; }
 
@@ -285,6 +260,7 @@ ops() { # SECONDS SEED
 
 # ---------------------------------------------------------------------------
 netns_up || fail "cannot create the namespaces"
+lib_on_exit servers_stop   # runs before the namespaces go (last first)
 ip -n "$NS_D" link set lo up || fail "loopback in $NS_D"
 # The namespace's loopback is this test's alone: the usual ports, below the
 # ephemeral range (a client reconnecting to a port in that range while its
