@@ -289,11 +289,14 @@ authd_start --keys "$KEYS" --clock "fixed:$T0" --policy "$TMP/policy.ini" \
 	--export "$NATS_URL" --export-stream "$STREAM" --export-subject "$SUBJ" ||
 	fail "authd did not start"
 consume_start
-for i in $(seq 1 100); do
-	[ -n "$(sql 'SELECT 1 FROM consumer_position' 2>/dev/null)" ] && break
-	sleep 0.1
-done
-grep -q "schema $SCHEMA created, base $TMP/base.snap (300 users, seq 0)" "$TMP/consume.log" ||
+# the table appears when the creation commits, the log line right after:
+# wait for both (a busy machine may run this loop in between)
+created() {
+	[ -n "$(sql 'SELECT 1 FROM consumer_position' 2>/dev/null)" ] &&
+		grep -q "schema $SCHEMA created, base $TMP/base.snap (300 users, seq 0)" \
+			"$TMP/consume.log"
+}
+lib_wait_for 30 created ||
 	fail "authconsume did not create the ledger: $(cat "$TMP/consume.log")"
 ok "authconsume --follow (pid $CONSUME_PID) created schema $SCHEMA with base.snap (300 users)"
 
